@@ -1,0 +1,519 @@
+//! Dot-product kernels: weight rows (any [`GgmlType`]) against quantized activations.
+//!
+//! Activations are quantized once per matmul: Q8_0 (blocks of 32) for the legacy
+//! types and Q8_K (blocks of 256 with 16-element sums) for the k-quants, so the
+//! inner loops are integer multiply-adds. Each kernel has a portable scalar version,
+//! which is the reference, and an AVX2+FMA version chosen at run time.
+
+use half::{bf16, f16};
+
+use super::blocks::{f16_at, scale_min_k4, GgmlType, QK_K};
+
+/// One Q8_0 activation block.
+#[derive(Clone, Copy)]
+pub struct BlockQ8 {
+    /// Scale.
+    pub d: f32,
+    /// `d · Σ qs`, used by the types with a min.
+    pub sum: f32,
+    /// Quants.
+    pub qs: [i8; 32],
+}
+
+/// One Q8_K activation block.
+#[derive(Clone, Copy)]
+pub struct BlockQ8K {
+    /// Scale.
+    pub d: f32,
+    /// Quants.
+    pub qs: [i8; QK_K],
+    /// Sums of each 16 quants.
+    pub bsums: [i16; 16],
+}
+
+/// The activations of one matmul, in the format the weight type multiplies with.
+pub enum Activations<'a> {
+    /// Plain floats, for float weights: `(n, cols)`.
+    F32(&'a [f32], usize),
+    /// Q8_0 blocks: `(n, cols / 32)`.
+    Q8(Vec<BlockQ8>, usize),
+    /// Q8_K blocks: `(n, cols / 256)`.
+    Q8K(Vec<BlockQ8K>, usize),
+}
+
+impl<'a> Activations<'a> {
+    /// Quantizes `xs (n, cols)` for multiplication with weights of type `dtype`.
+    pub fn quantize(dtype: GgmlType, xs: &'a [f32], n: usize, cols: usize) -> Self {
+        match dtype {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => Activations::F32(xs, cols),
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
+                let _ = n;
+                Activations::Q8(xs.chunks_exact(32).map(quantize_q8).collect(), cols / 32)
+            }
+            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+                Activations::Q8K(xs.chunks_exact(QK_K).map(quantize_q8k).collect(), cols / QK_K)
+            }
+        }
+    }
+}
+
+fn quantize_q8(x: &[f32]) -> BlockQ8 {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; 32];
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = (v * inv).round() as i8;
+        sum += *q as i32;
+    }
+    // Round the scale through f16 as ggml's block_q8_0 does, so results match it.
+    let d = f16::from_f32(d).to_f32();
+    BlockQ8 {
+        d,
+        sum: d * sum as f32,
+        qs,
+    }
+}
+
+fn quantize_q8k(x: &[f32]) -> BlockQ8K {
+    let mut amax = 0.0f32;
+    let mut max = 0.0f32;
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let mut block = BlockQ8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; 16],
+    };
+    if amax == 0.0 {
+        return block;
+    }
+    // ggml scales by the signed extreme so it maps to -128 exactly.
+    let iscale = -128.0 / max;
+    for (q, &v) in block.qs.iter_mut().zip(x) {
+        *q = ((iscale * v).round() as i32).min(127) as i8;
+    }
+    for (j, sum) in block.bsums.iter_mut().enumerate() {
+        *sum = block.qs[16 * j..16 * j + 16].iter().map(|&q| q as i16).sum();
+    }
+    block.d = 1.0 / iscale;
+    block
+}
+
+/// `tile[r * n + t] = dot(weight row r, activation row t)` for every row in `rows`.
+pub fn dot_rows(dtype: GgmlType, row_bytes: usize, rows: &[u8], acts: &Activations, tile: &mut [f32]) {
+    let n_rows = rows.len() / row_bytes;
+    let n = tile.len() / n_rows.max(1);
+    let use_avx2 = has_avx2();
+    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+        let out = &mut tile[r * n..(r + 1) * n];
+        match acts {
+            Activations::F32(xs, cols) => {
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o = dot_float(dtype, row, &xs[t * cols..(t + 1) * cols]);
+                }
+            }
+            Activations::Q8(blocks, per_row) => {
+                for (t, o) in out.iter_mut().enumerate() {
+                    let ys = &blocks[t * per_row..(t + 1) * per_row];
+                    *o = dot_q8(dtype, row, ys, use_avx2);
+                }
+            }
+            Activations::Q8K(blocks, per_row) => {
+                for (t, o) in out.iter_mut().enumerate() {
+                    let ys = &blocks[t * per_row..(t + 1) * per_row];
+                    *o = dot_q8k(dtype, row, ys, use_avx2);
+                }
+            }
+        }
+    }
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn dot_float(dtype: GgmlType, row: &[u8], xs: &[f32]) -> f32 {
+    match dtype {
+        GgmlType::F32 => row
+            .chunks_exact(4)
+            .zip(xs)
+            .map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x)
+            .sum(),
+        GgmlType::F16 => row
+            .chunks_exact(2)
+            .zip(xs)
+            .map(|(b, x)| f16::from_le_bytes([b[0], b[1]]).to_f32() * x)
+            .sum(),
+        GgmlType::BF16 => row
+            .chunks_exact(2)
+            .zip(xs)
+            .map(|(b, x)| bf16::from_le_bytes([b[0], b[1]]).to_f32() * x)
+            .sum(),
+        _ => unreachable!("float activations are only built for float weights"),
+    }
+}
+
+/// Weight row (a legacy 32-block type) · Q8_0 activations.
+pub fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8], use_avx2: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2 && matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        return unsafe { avx2::dot_q8(dtype, row, ys) };
+    }
+    let _ = use_avx2;
+    dot_q8_scalar(dtype, row, ys)
+}
+
+/// Weight row (a k-quant) · Q8_K activations.
+pub fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K], use_avx2: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        return unsafe { avx2::dot_q8k(dtype, row, ys) };
+    }
+    let _ = use_avx2;
+    dot_q8k_scalar(dtype, row, ys)
+}
+
+/// Unpacks one legacy block into signed quants and returns `(d, m)`; `m` is 0 for
+/// the types without a min.
+fn unpack_legacy(dtype: GgmlType, b: &[u8], q: &mut [i32; 32]) -> (f32, f32) {
+    match dtype {
+        GgmlType::Q8_0 => {
+            for j in 0..32 {
+                q[j] = b[2 + j] as i8 as i32;
+            }
+            (f16_at(b, 0), 0.0)
+        }
+        GgmlType::Q4_0 | GgmlType::Q4_1 => {
+            let has_min = dtype == GgmlType::Q4_1;
+            let (at, offset) = if has_min { (4, 0) } else { (2, 8) };
+            for j in 0..16 {
+                q[j] = (b[at + j] & 0xF) as i32 - offset;
+                q[j + 16] = (b[at + j] >> 4) as i32 - offset;
+            }
+            (f16_at(b, 0), if has_min { f16_at(b, 2) } else { 0.0 })
+        }
+        GgmlType::Q5_0 | GgmlType::Q5_1 => {
+            let has_min = dtype == GgmlType::Q5_1;
+            let (at, offset) = if has_min { (4, 0) } else { (2, 16) };
+            let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            for j in 0..16 {
+                let h0 = ((qh >> j) << 4) & 0x10;
+                let h1 = (qh >> (j + 12)) & 0x10;
+                q[j] = ((b[at + 4 + j] & 0xF) as u32 | h0) as i32 - offset;
+                q[j + 16] = ((b[at + 4 + j] >> 4) as u32 | h1) as i32 - offset;
+            }
+            (f16_at(b, 0), if has_min { f16_at(b, 2) } else { 0.0 })
+        }
+        _ => unreachable!("not a legacy type"),
+    }
+}
+
+fn dot_q8_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
+    let mut q = [0i32; 32];
+    let mut acc = 0.0f32;
+    for (b, y) in row.chunks_exact(dtype.block_bytes()).zip(ys) {
+        let (d, m) = unpack_legacy(dtype, b, &mut q);
+        let sumi: i32 = q.iter().zip(&y.qs).map(|(&a, &b)| a * b as i32).sum();
+        acc += d * y.d * sumi as f32 + m * y.sum;
+    }
+    acc
+}
+
+fn dot_q8k_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    let mut q = [0i32; QK_K];
+    for (b, y) in row.chunks_exact(dtype.block_bytes()).zip(ys) {
+        match dtype {
+            GgmlType::Q4_K | GgmlType::Q5_K => {
+                let is_q5 = dtype == GgmlType::Q5_K;
+                let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+                let scales = &b[4..16];
+                let (qh, ql) = if is_q5 { (&b[16..48], &b[48..176]) } else { (&b[0..0], &b[16..144]) };
+                for chunk in 0..4 {
+                    for l in 0..32 {
+                        let (mut lo, mut hi) = ((ql[32 * chunk + l] & 0xF) as i32, (ql[32 * chunk + l] >> 4) as i32);
+                        if is_q5 {
+                            lo += (((qh[l] >> (2 * chunk)) & 1) as i32) << 4;
+                            hi += (((qh[l] >> (2 * chunk + 1)) & 1) as i32) << 4;
+                        }
+                        q[64 * chunk + l] = lo;
+                        q[64 * chunk + 32 + l] = hi;
+                    }
+                }
+                let mut sumi = 0i32;
+                let mut summ = 0i32;
+                for j in 0..8 {
+                    let (sc, m) = scale_min_k4(j, scales);
+                    let dot: i32 = (0..32).map(|l| q[32 * j + l] * y.qs[32 * j + l] as i32).sum();
+                    sumi += sc as i32 * dot;
+                    summ += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
+                }
+                acc += d * y.d * sumi as f32 - dmin * y.d * summ as f32;
+            }
+            GgmlType::Q6_K => {
+                let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
+                let d = f16_at(b, 208);
+                for half in 0..2 {
+                    let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
+                    for l in 0..32 {
+                        let base = 128 * half;
+                        q[base + l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+                        q[base + l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                        q[base + l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                        q[base + l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                    }
+                }
+                let mut sumi = 0i32;
+                for j in 0..16 {
+                    let dot: i32 = (0..16).map(|l| q[16 * j + l] * y.qs[16 * j + l] as i32).sum();
+                    sumi += (sc[j] as i8) as i32 * dot;
+                }
+                acc += d * y.d * sumi as f32;
+            }
+            _ => unreachable!("not a k-quant"),
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BlockQ8, BlockQ8K};
+    use crate::quant::blocks::{f16_at, scale_min_k4, GgmlType};
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Signed i8 × i8 over 32 lanes, summed in pairs into eight i32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256i {
+        let ax = _mm256_sign_epi8(x, x);
+        let sy = _mm256_sign_epi8(y, x);
+        let dot = _mm256_maddubs_epi16(ax, sy);
+        _mm256_madd_epi16(dot, _mm256_set1_epi16(1))
+    }
+
+    /// Expands 32 bits into 32 bytes, 0xFF where the bit is set.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn bytes_from_bits(bits: u32) -> __m256i {
+        let shuffle = _mm256_setr_epi64x(
+            0x0000000000000000,
+            0x0101010101010101,
+            0x0202020202020202,
+            0x0303030303030303,
+        );
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuffle);
+        let mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64);
+        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, mask), _mm256_set1_epi64x(-1))
+    }
+
+    /// 16 packed bytes → 32 nibbles: low nibbles in lanes 0..16, high in 16..32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        let tmp = _mm_loadu_si128(p as *const __m128i);
+        let both = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
+        _mm256_and_si256(both, _mm256_set1_epi8(0xF))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
+        let bb = dtype.block_bytes();
+        let mut acc = _mm256_setzero_ps();
+        for (b, y) in row.chunks_exact(bb).zip(ys) {
+            let qx = match dtype {
+                GgmlType::Q8_0 => _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i),
+                GgmlType::Q4_0 => _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8)),
+                _ => {
+                    // Q5_0: value = nibble | (bit ? 0 : 0xF0) as i8, i.e. (q | bit<<4) − 16.
+                    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                    let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
+                    _mm256_or_si256(nibbles(b.as_ptr().add(6)), hi)
+                }
+            };
+            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let d = _mm256_set1_ps(f16_at(b, 0) * y.d);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc);
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
+        let bb = dtype.block_bytes();
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_min = 0.0f32;
+        let low4 = _mm256_set1_epi8(0xF);
+        for (b, y) in row.chunks_exact(bb).zip(ys) {
+            let mut sumi = _mm256_setzero_si256();
+            let d;
+            if dtype == GgmlType::Q4_K {
+                d = f16_at(b, 0) * y.d;
+                let dmin = f16_at(b, 2) * y.d;
+                let scales = &b[4..16];
+                let mut summ = 0i32;
+                for chunk in 0..4 {
+                    let (sc1, m1) = scale_min_k4(2 * chunk, scales);
+                    let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
+                    summ += m1 as i32 * (y.bsums[4 * chunk] as i32 + y.bsums[4 * chunk + 1] as i32);
+                    summ += m2 as i32 * (y.bsums[4 * chunk + 2] as i32 + y.bsums[4 * chunk + 3] as i32);
+                    let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
+                    let lo = _mm256_and_si256(q, low4);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                    let y_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk) as *const __m256i);
+                    let y_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk + 32) as *const __m256i);
+                    let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y_lo), _mm256_set1_epi16(sc1 as i16));
+                    let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y_hi), _mm256_set1_epi16(sc2 as i16));
+                    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+                }
+                acc_min += dmin * summ as f32;
+            } else {
+                // Q6_K: q in [0, 64); q·y − 32·Σy per 16 lanes with the 16-lane scale.
+                d = f16_at(b, 208) * y.d;
+                let sc = &b[192..208];
+                let mut sum_bias = 0i32;
+                for j in 0..16 {
+                    sum_bias += (sc[j] as i8) as i32 * y.bsums[j] as i32;
+                }
+                acc_min += 32.0 * d * sum_bias as f32;
+                let three = _mm256_set1_epi8(3);
+                for half in 0..2 {
+                    let ql = b.as_ptr().add(64 * half);
+                    let qh = _mm256_loadu_si256(b.as_ptr().add(128 + 32 * half) as *const __m256i);
+                    let ql0 = _mm256_loadu_si256(ql as *const __m256i);
+                    let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+                    let quants = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, three), 4)),
+                        _mm256_or_si256(
+                            _mm256_and_si256(ql1, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), three), 4),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4),
+                        ),
+                    ];
+                    for (group, q) in quants.iter().enumerate() {
+                        let pos = 128 * half + 32 * group;
+                        let qy = _mm256_loadu_si256(y.qs.as_ptr().add(pos) as *const __m256i);
+                        let s0 = (sc[pos / 16] as i8) as i16;
+                        let s1 = (sc[pos / 16 + 1] as i8) as i16;
+                        let scale = _mm256_setr_epi16(s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1);
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*q, qy), scale);
+                        sumi = _mm256_add_epi32(sumi, p);
+                    }
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum(acc) - acc_min
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::blocks::{dequantize, quantize_row};
+
+    fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    const ALL: [GgmlType; 11] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+
+    /// Every kernel against the float dot of the dequantized weights, including
+    /// extreme scales and odd block counts.
+    #[test]
+    fn kernels_match_dequantized_reference() {
+        for dtype in ALL {
+            for (cols, scale) in [(256, 1.0), (768, 1e-3), (1280, 300.0), (512, 0.0)] {
+                let w = random(cols, cols as u64 + 1, scale);
+                let x = random(cols, 99, 1.0);
+                let bytes = quantize_row(dtype, &w);
+                let mut wd = vec![0f32; cols];
+                dequantize(dtype, &bytes, &mut wd);
+                let reference: f32 = wd.iter().zip(&x).map(|(a, b)| a * b).sum();
+                let acts = Activations::quantize(dtype, &x, 1, cols);
+                for use_avx2 in [false, has_avx2()] {
+                    let got = match &acts {
+                        Activations::F32(xs, _) => dot_float(dtype, &bytes, xs),
+                        Activations::Q8(ys, _) => dot_q8(dtype, &bytes, ys, use_avx2),
+                        Activations::Q8K(ys, _) => dot_q8k(dtype, &bytes, ys, use_avx2),
+                    };
+                    let norm: f32 = wd.iter().map(|v| v.abs()).sum::<f32>() + 1e-6;
+                    let err = (got - reference).abs() / norm;
+                    assert!(err < 0.01, "{dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx2_equals_scalar_on_integer_paths() {
+        if !has_avx2() {
+            return;
+        }
+        for dtype in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+            let cols = 1024;
+            let bytes = quantize_row(dtype, &random(cols, 5, 2.0));
+            let x = random(cols, 6, 3.0);
+            let (a, b) = match Activations::quantize(dtype, &x, 1, cols) {
+                Activations::Q8(ys, _) => (dot_q8(dtype, &bytes, &ys, false), dot_q8(dtype, &bytes, &ys, true)),
+                Activations::Q8K(ys, _) => (dot_q8k(dtype, &bytes, &ys, false), dot_q8k(dtype, &bytes, &ys, true)),
+                Activations::F32(..) => unreachable!(),
+            };
+            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{dtype:?}: scalar {a} avx2 {b}");
+        }
+    }
+}
