@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::quant::GgmlType;
+use crate::quant::{GgmlType, WeightBytes};
 
 /// One metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,7 +136,7 @@ pub struct GgufFile {
     /// The tensor directory, in file order.
     pub tensors: Vec<TensorInfo>,
     by_name: BTreeMap<String, usize>,
-    mmap: memmap2::Mmap,
+    mmap: Arc<memmap2::Mmap>,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -158,7 +159,10 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len());
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len());
         match end {
             Some(end) => {
                 let slice = &self.bytes[self.pos..end];
@@ -268,10 +272,7 @@ impl GgufFile {
         };
         let magic: [u8; 4] = cur.array(&|| "the header".into())?;
         if &magic != b"GGUF" {
-            return Err(Error::BadMagic {
-                path,
-                found: magic,
-            });
+            return Err(Error::BadMagic { path, found: magic });
         }
         let version = cur.u32(&|| "the header".into())?;
         if !(2..=3).contains(&version) {
@@ -377,7 +378,7 @@ impl GgufFile {
             metadata,
             tensors,
             by_name,
-            mmap,
+            mmap: Arc::new(mmap),
         })
     }
 
@@ -428,7 +429,10 @@ impl GgufFile {
             .ok_or_else(|| self.meta_err(key, "array of strings"))?;
         items
             .iter()
-            .map(|v| v.as_str().ok_or_else(|| self.meta_err(key, "array of strings")))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| self.meta_err(key, "array of strings"))
+            })
             .collect()
     }
 
@@ -440,6 +444,15 @@ impl GgufFile {
     /// The raw bytes of a tensor (bounds were checked when the file was opened).
     pub fn tensor_bytes(&self, info: &TensorInfo) -> &[u8] {
         &self.mmap[info.offset..info.offset + info.n_bytes]
+    }
+
+    /// A shared handle on a tensor's bytes, for weights that outlive this struct.
+    pub fn tensor_weight_bytes(&self, info: &TensorInfo) -> WeightBytes {
+        WeightBytes::Mapped {
+            map: self.mmap.clone(),
+            offset: info.offset,
+            len: info.n_bytes,
+        }
     }
 }
 
@@ -463,7 +476,13 @@ impl GgufWriter {
     }
 
     /// Adds a tensor with dims in GGML order and raw encoded bytes.
-    pub fn tensor(&mut self, name: &str, dims: &[usize], dtype: GgmlType, bytes: Vec<u8>) -> &mut Self {
+    pub fn tensor(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        dtype: GgmlType,
+        bytes: Vec<u8>,
+    ) -> &mut Self {
         self.tensors
             .push((name.to_string(), dims.to_vec(), dtype, bytes));
         self

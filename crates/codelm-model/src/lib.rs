@@ -2,7 +2,12 @@
 
 pub mod error;
 pub mod gguf;
+pub mod model;
+pub mod ops;
 pub mod quant;
+pub mod rope;
+pub mod safetensors;
 
 pub use error::{Error, Result};
 pub use gguf::{GgufFile, MetaValue};
+pub use model::{Config, KvCache, Model, ModelFile};

@@ -1,0 +1,752 @@
+//! The decoder-only transformer shared by the `qwen2` and `llama` families:
+//! GQA attention with optional QKV bias, RoPE, RMSNorm, SwiGLU, tied embeddings.
+//!
+//! The two architectures differ only in data (biases present or not, RoPE pairing,
+//! θ and scaling), so one model reads both, from GGUF or from a Hugging Face
+//! directory, through [`WeightSource`].
+//!
+//! [`Model::forward`] takes any number of sequences at once, each with any number
+//! of new tokens: a prompt's prefill is one sequence with many tokens, batched
+//! decoding of `n` samples is `n` sequences with one token each. All rows go through
+//! each weight matrix together, so a weight is read from memory once per step.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::ops;
+use crate::quant::{GgmlType, QMatrix};
+use crate::rope::{Rope, RopeScaling, RopeStyle};
+use crate::safetensors::SafeTensors;
+
+/// The architectures this model implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Qwen2 / Qwen2.5 (QKV bias, NeoX RoPE).
+    Qwen2,
+    /// Llama / Code Llama / Mistral-style.
+    Llama,
+}
+
+/// Hyper-parameters.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Architecture.
+    pub arch: Arch,
+    /// Vocabulary size.
+    pub n_vocab: usize,
+    /// Hidden size.
+    pub n_embd: usize,
+    /// Layers.
+    pub n_layer: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads (GQA).
+    pub n_kv_head: usize,
+    /// Per-head dimension.
+    pub head_dim: usize,
+    /// Feed-forward hidden size.
+    pub n_ff: usize,
+    /// Training context length.
+    pub n_ctx_train: usize,
+    /// RMSNorm epsilon.
+    pub rms_eps: f32,
+    /// RoPE base.
+    pub rope_theta: f32,
+    /// RoPE pairing.
+    pub rope_style: RopeStyle,
+    /// RoPE extension.
+    pub rope_scaling: RopeScaling,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: QMatrix,
+    wk: QMatrix,
+    wv: QMatrix,
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
+    wo: QMatrix,
+    ffn_norm: Vec<f32>,
+    w_gate: QMatrix,
+    w_up: QMatrix,
+    w_down: QMatrix,
+}
+
+/// A loaded model.
+pub struct Model {
+    /// Hyper-parameters.
+    pub config: Config,
+    tok_embd: QMatrix,
+    layers: Vec<Layer>,
+    out_norm: Vec<f32>,
+    output: QMatrix,
+    rope: Rope,
+}
+
+/// Key/value cache of one sequence.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    /// Per layer: keys `(len, n_kv_head * head_dim)`.
+    keys: Vec<Vec<f32>>,
+    /// Per layer: values `(len, n_kv_head * head_dim)`.
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops everything after the first `len` tokens (to reuse a shared prefix).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let per_token = self.keys.first().map_or(0, |k| k.len() / self.len.max(1));
+        for (k, v) in self.keys.iter_mut().zip(&mut self.values) {
+            k.truncate(len * per_token);
+            v.truncate(len * per_token);
+        }
+        self.len = len;
+    }
+
+    /// Bytes of memory held.
+    pub fn n_bytes(&self) -> usize {
+        self.keys
+            .iter()
+            .chain(&self.values)
+            .map(|v| v.len() * 4)
+            .sum()
+    }
+}
+
+/// Names a weight for either file format.
+pub trait WeightSource {
+    /// The file being read, for messages.
+    fn path(&self) -> &Path;
+    /// A 2-D weight, checked to be `(rows, cols)`.
+    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix>;
+    /// A 1-D weight of length `len`, as floats.
+    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>>;
+    /// Whether a tensor exists.
+    fn has(&self, name: &TensorName) -> bool;
+}
+
+/// A tensor's name in both formats; the literal strings stay searchable here.
+pub struct TensorName {
+    gguf: String,
+    hf: String,
+}
+
+fn name(gguf: impl Into<String>, hf: impl Into<String>) -> TensorName {
+    TensorName {
+        gguf: gguf.into(),
+        hf: hf.into(),
+    }
+}
+
+fn layer_name(layer_idx: usize, gguf: &str, hf: &str) -> TensorName {
+    name(
+        format!("blk.{layer_idx}.{gguf}"),
+        format!("model.layers.{layer_idx}.{hf}"),
+    )
+}
+
+impl WeightSource for GgufFile {
+    fn path(&self) -> &Path {
+        GgufFile::path(self)
+    }
+
+    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix> {
+        let info = self
+            .tensor(&name.gguf)
+            .ok_or_else(|| Error::MissingTensor {
+                path: self.path().to_path_buf(),
+                tensor: name.gguf.clone(),
+            })?;
+        if info.dims != [cols, rows] {
+            return Err(Error::ShapeMismatch {
+                path: self.path().to_path_buf(),
+                tensor: name.gguf.clone(),
+                expected: vec![cols, rows],
+                actual: info.dims.clone(),
+            });
+        }
+        QMatrix::from_bytes(info.dtype, rows, cols, self.tensor_weight_bytes(info)).map_err(|e| {
+            Error::Format {
+                path: self.path().to_path_buf(),
+                message: format!("tensor `{}`: {e:?}", name.gguf),
+            }
+        })
+    }
+
+    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>> {
+        let info = self
+            .tensor(&name.gguf)
+            .ok_or_else(|| Error::MissingTensor {
+                path: self.path().to_path_buf(),
+                tensor: name.gguf.clone(),
+            })?;
+        if info.dims != [len] {
+            return Err(Error::ShapeMismatch {
+                path: self.path().to_path_buf(),
+                tensor: name.gguf.clone(),
+                expected: vec![len],
+                actual: info.dims.clone(),
+            });
+        }
+        let mut out = vec![0f32; len];
+        crate::quant::blocks::dequantize(info.dtype, self.tensor_bytes(info), &mut out);
+        Ok(out)
+    }
+
+    fn has(&self, name: &TensorName) -> bool {
+        self.tensor(&name.gguf).is_some()
+    }
+}
+
+impl WeightSource for SafeTensors {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix> {
+        let (t, file) = self.get(&name.hf).ok_or_else(|| Error::MissingTensor {
+            path: self.dir.clone(),
+            tensor: name.hf.clone(),
+        })?;
+        if t.shape != [rows, cols] {
+            return Err(Error::ShapeMismatch {
+                path: file.clone(),
+                tensor: name.hf.clone(),
+                expected: vec![rows, cols],
+                actual: t.shape.clone(),
+            });
+        }
+        QMatrix::from_bytes(t.dtype, rows, cols, t.bytes.clone()).map_err(|e| Error::Format {
+            path: file.clone(),
+            message: format!("tensor `{}`: {e:?}", name.hf),
+        })
+    }
+
+    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>> {
+        let (t, file) = self.get(&name.hf).ok_or_else(|| Error::MissingTensor {
+            path: self.dir.clone(),
+            tensor: name.hf.clone(),
+        })?;
+        if t.shape != [len] {
+            return Err(Error::ShapeMismatch {
+                path: file.clone(),
+                tensor: name.hf.clone(),
+                expected: vec![len],
+                actual: t.shape.clone(),
+            });
+        }
+        let mut out = vec![0f32; len];
+        crate::quant::blocks::dequantize(t.dtype, t.bytes.as_slice(), &mut out);
+        Ok(out)
+    }
+
+    fn has(&self, name: &TensorName) -> bool {
+        self.get(&name.hf).is_some()
+    }
+}
+
+impl Config {
+    /// Reads hyper-parameters from GGUF metadata (`{arch}.*` keys).
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Config> {
+        let arch_name = gguf.get_str("general.architecture")?;
+        let arch = match arch_name {
+            "qwen2" => Arch::Qwen2,
+            "llama" => Arch::Llama,
+            other => {
+                return Err(Error::UnknownArchitecture {
+                    path: gguf.path().to_path_buf(),
+                    arch: other.to_string(),
+                })
+            }
+        };
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let int = |k: &str| gguf.get_u64(&key(k)).map(|v| v as usize);
+        let n_embd = int("embedding_length")?;
+        let n_head = int("attention.head_count")?;
+        let n_kv_head = gguf
+            .get(&key("attention.head_count_kv"))
+            .and_then(|v| v.as_u64())
+            .map_or(n_head, |v| v as usize);
+        let head_dim = gguf
+            .get(&key("attention.key_length"))
+            .and_then(|v| v.as_u64())
+            .map_or_else(|| n_embd / n_head.max(1), |v| v as usize);
+        let n_vocab = match gguf.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
+            Some(v) => v as usize,
+            None => gguf
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.as_array())
+                .map(|a| a.len())
+                .or_else(|| {
+                    gguf.tensor("token_embd.weight")
+                        .and_then(|t| t.dims.get(1).copied())
+                })
+                .ok_or_else(|| Error::Metadata {
+                    path: gguf.path().to_path_buf(),
+                    key: key("vocab_size"),
+                    expected: "unsigned integer",
+                })?,
+        };
+        let float_or = |k: &str, default: f32| {
+            gguf.get(&key(k))
+                .and_then(|v| v.as_f32())
+                .unwrap_or(default)
+        };
+        let scaling_type = gguf
+            .get(&key("rope.scaling.type"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("none");
+        let factor = float_or("rope.scaling.factor", 1.0);
+        let rope_scaling = match scaling_type {
+            "linear" if factor != 1.0 => RopeScaling::Linear { factor },
+            "yarn" if factor != 1.0 => RopeScaling::Yarn {
+                factor,
+                original_context: gguf
+                    .get(&key("rope.scaling.original_context_length"))
+                    .and_then(|v| v.as_u64())
+                    .map_or(int("context_length")?, |v| v as usize),
+            },
+            _ => RopeScaling::None,
+        };
+        let config = Config {
+            arch,
+            n_vocab,
+            n_embd,
+            n_layer: int("block_count")?,
+            n_head,
+            n_kv_head,
+            head_dim,
+            n_ff: int("feed_forward_length")?,
+            n_ctx_train: int("context_length")?,
+            rms_eps: gguf.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
+            rope_theta: float_or("rope.freq_base", 10000.0),
+            // The GGUF converter permutes llama's Q/K rows for adjacent pairs.
+            rope_style: if arch == Arch::Llama {
+                RopeStyle::Normal
+            } else {
+                RopeStyle::Neox
+            },
+            rope_scaling,
+        };
+        config.validate(gguf.path())?;
+        Ok(config)
+    }
+
+    /// Reads hyper-parameters from a Hugging Face `config.json`.
+    pub fn from_hf_config(path: &Path) -> Result<Config> {
+        let bad = |message: String| Error::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let arch = match json["model_type"].as_str() {
+            Some("qwen2") => Arch::Qwen2,
+            Some("llama") | Some("mistral") => Arch::Llama,
+            other => {
+                return Err(Error::UnknownArchitecture {
+                    path: path.to_path_buf(),
+                    arch: other.unwrap_or("missing model_type").to_string(),
+                })
+            }
+        };
+        let int = |k: &str| {
+            json[k]
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(format!("`{k}` is missing or not an integer")))
+        };
+        let n_embd = int("hidden_size")?;
+        let n_head = int("num_attention_heads")?;
+        let scaling = &json["rope_scaling"];
+        let factor = scaling["factor"].as_f64().unwrap_or(1.0) as f32;
+        let rope_scaling = match scaling["type"].as_str().or(scaling["rope_type"].as_str()) {
+            Some("linear") => RopeScaling::Linear { factor },
+            Some("yarn") => RopeScaling::Yarn {
+                factor,
+                original_context: scaling["original_max_position_embeddings"]
+                    .as_u64()
+                    .map_or(int("max_position_embeddings")?, |v| v as usize),
+            },
+            _ => RopeScaling::None,
+        };
+        let config = Config {
+            arch,
+            n_vocab: int("vocab_size")?,
+            n_embd,
+            n_layer: int("num_hidden_layers")?,
+            n_head,
+            n_kv_head: json["num_key_value_heads"]
+                .as_u64()
+                .map_or(n_head, |v| v as usize),
+            head_dim: json["head_dim"]
+                .as_u64()
+                .map_or(n_embd / n_head.max(1), |v| v as usize),
+            n_ff: int("intermediate_size")?,
+            n_ctx_train: int("max_position_embeddings")?,
+            rms_eps: json["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
+            rope_theta: json["rope_theta"].as_f64().unwrap_or(10000.0) as f32,
+            // Hugging Face checkpoints rotate halves for every architecture.
+            rope_style: RopeStyle::Neox,
+            rope_scaling,
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let ok = self.n_head > 0
+            && self.n_kv_head > 0
+            && self.n_head % self.n_kv_head == 0
+            && self.head_dim > 0
+            && self.head_dim % 2 == 0
+            && self.n_layer > 0
+            && self.n_vocab > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!("inconsistent hyper-parameters: {self:?}"),
+            })
+        }
+    }
+}
+
+impl Model {
+    /// Loads a GGUF file or a Hugging Face model directory.
+    pub fn load(path: &Path) -> Result<(Model, ModelFile)> {
+        if path.is_dir() {
+            let config = Config::from_hf_config(&path.join("config.json"))?;
+            let weights = SafeTensors::open_dir(path)?;
+            let model = Model::from_weights(config, &weights)?;
+            Ok((model, ModelFile::HfDir(path.to_path_buf())))
+        } else {
+            let gguf = GgufFile::open(path)?;
+            let config = Config::from_gguf(&gguf)?;
+            let model = Model::from_weights(config, &gguf)?;
+            Ok((model, ModelFile::Gguf(Box::new(gguf))))
+        }
+    }
+
+    /// Builds the model from any weight source.
+    pub fn from_weights(config: Config, w: &dyn WeightSource) -> Result<Model> {
+        let c = &config;
+        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let bias = |g: &str, h: &str, len: usize| -> Result<Option<Vec<f32>>> {
+                let n = layer_name(i, g, h);
+                if w.has(&n) {
+                    w.vector(&n, len).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            layers.push(Layer {
+                attn_norm: w.vector(
+                    &layer_name(i, "attn_norm.weight", "input_layernorm.weight"),
+                    d,
+                )?,
+                wq: w.matrix(
+                    &layer_name(i, "attn_q.weight", "self_attn.q_proj.weight"),
+                    q_dim,
+                    d,
+                )?,
+                wk: w.matrix(
+                    &layer_name(i, "attn_k.weight", "self_attn.k_proj.weight"),
+                    kv_dim,
+                    d,
+                )?,
+                wv: w.matrix(
+                    &layer_name(i, "attn_v.weight", "self_attn.v_proj.weight"),
+                    kv_dim,
+                    d,
+                )?,
+                bq: bias("attn_q.bias", "self_attn.q_proj.bias", q_dim)?,
+                bk: bias("attn_k.bias", "self_attn.k_proj.bias", kv_dim)?,
+                bv: bias("attn_v.bias", "self_attn.v_proj.bias", kv_dim)?,
+                wo: w.matrix(
+                    &layer_name(i, "attn_output.weight", "self_attn.o_proj.weight"),
+                    d,
+                    q_dim,
+                )?,
+                ffn_norm: w.vector(
+                    &layer_name(i, "ffn_norm.weight", "post_attention_layernorm.weight"),
+                    d,
+                )?,
+                w_gate: w.matrix(
+                    &layer_name(i, "ffn_gate.weight", "mlp.gate_proj.weight"),
+                    c.n_ff,
+                    d,
+                )?,
+                w_up: w.matrix(
+                    &layer_name(i, "ffn_up.weight", "mlp.up_proj.weight"),
+                    c.n_ff,
+                    d,
+                )?,
+                w_down: w.matrix(
+                    &layer_name(i, "ffn_down.weight", "mlp.down_proj.weight"),
+                    d,
+                    c.n_ff,
+                )?,
+            });
+        }
+        let tok_embd = w.matrix(
+            &name("token_embd.weight", "model.embed_tokens.weight"),
+            c.n_vocab,
+            d,
+        )?;
+        let output_name = name("output.weight", "lm_head.weight");
+        let output = if w.has(&output_name) {
+            w.matrix(&output_name, c.n_vocab, d)?
+        } else {
+            tok_embd.clone()
+        };
+        let out_norm = w.vector(&name("output_norm.weight", "model.norm.weight"), d)?;
+        let rope = Rope::new(c.rope_style, c.head_dim, c.rope_theta, c.rope_scaling);
+        Ok(Model {
+            config,
+            tok_embd,
+            layers,
+            out_norm,
+            output,
+            rope,
+        })
+    }
+
+    /// An empty cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            keys: vec![Vec::new(); self.config.n_layer],
+            values: vec![Vec::new(); self.config.n_layer],
+            len: 0,
+        }
+    }
+
+    /// Bytes of weights read per decoded token (all matrices once).
+    pub fn weight_bytes(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                    .iter()
+                    .map(|m| m.n_bytes())
+                    .sum::<usize>()
+            })
+            .sum();
+        layers + self.output.n_bytes()
+    }
+
+    /// Storage types of the weight matrices, with how many bytes each holds.
+    pub fn weight_types(&self) -> Vec<(GgmlType, usize)> {
+        let mut by_type: Vec<(GgmlType, usize)> = Vec::new();
+        let all = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+            .chain([&self.output]);
+        for m in all {
+            match by_type.iter_mut().find(|(t, _)| *t == m.dtype()) {
+                Some((_, n)) => *n += m.n_bytes(),
+                None => by_type.push((m.dtype(), m.n_bytes())),
+            }
+        }
+        by_type
+    }
+
+    /// Runs new tokens through the model.
+    ///
+    /// `inputs[s]` are the new tokens of sequence `s`, appended to `caches[s]`. Returns,
+    /// for each sequence, the logits after its last new token (`n_vocab` floats), or
+    /// after every new token when `all_logits` is set (`len * n_vocab`).
+    pub fn forward(
+        &self,
+        caches: &mut [&mut KvCache],
+        inputs: &[&[u32]],
+        n_ctx: usize,
+        all_logits: bool,
+    ) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        let (d, hd) = (c.n_embd, c.head_dim);
+        let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
+        assert_eq!(caches.len(), inputs.len(), "one cache per sequence");
+
+        // Rows: (sequence, position) for every new token, in order.
+        let mut rows: Vec<(usize, usize)> = Vec::new();
+        for (s, (cache, tokens)) in caches.iter().zip(inputs).enumerate() {
+            let needed = cache.len() + tokens.len();
+            if needed > n_ctx {
+                return Err(Error::ContextOverflow { needed, n_ctx });
+            }
+            rows.extend((0..tokens.len()).map(|i| (s, cache.len() + i)));
+        }
+        let n = rows.len();
+        let mut x = vec![0f32; n * d]; // (n, n_embd)
+        for (row, &token) in x
+            .chunks_exact_mut(d)
+            .zip(inputs.iter().flat_map(|t| t.iter()))
+        {
+            if token as usize >= c.n_vocab {
+                return Err(Error::BadToken {
+                    id: token,
+                    n_vocab: c.n_vocab,
+                });
+            }
+            self.tok_embd.dequantize_row(token as usize, row);
+        }
+
+        let mut h = vec![0f32; n * d];
+        let mut q = vec![0f32; n * q_dim];
+        let mut k = vec![0f32; n * kv_dim];
+        let mut v = vec![0f32; n * kv_dim];
+        let mut attn = vec![0f32; n * q_dim];
+        let mut proj = vec![0f32; n * d];
+        let mut gate = vec![0f32; n * c.n_ff];
+        let mut up = vec![0f32; n * c.n_ff];
+        for (layer_idx, layer) in self.layers.iter().enumerate() {
+            h.copy_from_slice(&x);
+            ops::rms_norm(&mut h, &layer.attn_norm, c.rms_eps);
+            layer.wq.matmul(&h, n, &mut q); // (n, n_head * head_dim)
+            layer.wk.matmul(&h, n, &mut k); // (n, n_kv_head * head_dim)
+            layer.wv.matmul(&h, n, &mut v);
+            for (buf, bias) in [
+                (&mut q, &layer.bq),
+                (&mut k, &layer.bk),
+                (&mut v, &layer.bv),
+            ] {
+                if let Some(bias) = bias {
+                    ops::add_bias(buf, bias);
+                }
+            }
+            for (r, &(_, pos)) in rows.iter().enumerate() {
+                self.rope.apply(&mut q[r * q_dim..(r + 1) * q_dim], hd, pos);
+                self.rope
+                    .apply(&mut k[r * kv_dim..(r + 1) * kv_dim], hd, pos);
+            }
+            for (r, &(s, _)) in rows.iter().enumerate() {
+                caches[s].keys[layer_idx].extend_from_slice(&k[r * kv_dim..(r + 1) * kv_dim]);
+                caches[s].values[layer_idx].extend_from_slice(&v[r * kv_dim..(r + 1) * kv_dim]);
+            }
+            self.attention(layer_idx, caches, &rows, &q, &mut attn);
+            layer.wo.matmul(&attn, n, &mut proj);
+            ops::add_in_place(&mut x, &proj);
+
+            h.copy_from_slice(&x);
+            ops::rms_norm(&mut h, &layer.ffn_norm, c.rms_eps);
+            layer.w_gate.matmul(&h, n, &mut gate); // (n, n_ff)
+            layer.w_up.matmul(&h, n, &mut up);
+            ops::swiglu(&mut gate, &up);
+            layer.w_down.matmul(&gate, n, &mut proj);
+            ops::add_in_place(&mut x, &proj);
+        }
+        for (cache, tokens) in caches.iter_mut().zip(inputs) {
+            cache.len += tokens.len();
+        }
+
+        // Logits only for the rows that need them.
+        let mut wanted: Vec<usize> = Vec::new();
+        let mut start = 0;
+        for tokens in inputs {
+            if all_logits {
+                wanted.extend(start..start + tokens.len());
+            } else if !tokens.is_empty() {
+                wanted.push(start + tokens.len() - 1);
+            }
+            start += tokens.len();
+        }
+        let mut last = Vec::with_capacity(wanted.len() * d);
+        for &r in &wanted {
+            last.extend_from_slice(&x[r * d..(r + 1) * d]);
+        }
+        ops::rms_norm(&mut last, &self.out_norm, c.rms_eps);
+        let mut logits = vec![0f32; wanted.len() * c.n_vocab];
+        self.output.matmul(&last, wanted.len(), &mut logits);
+
+        let mut out = Vec::with_capacity(inputs.len());
+        let mut offset = 0;
+        for tokens in inputs {
+            let count = if all_logits {
+                tokens.len()
+            } else {
+                usize::from(!tokens.is_empty())
+            };
+            out.push(logits[offset * c.n_vocab..(offset + count) * c.n_vocab].to_vec());
+            offset += count;
+        }
+        Ok(out)
+    }
+
+    /// Causal attention of each new row over its sequence's cache (which already
+    /// holds this step's keys and values); `out` is `(n, n_head * head_dim)`.
+    fn attention(
+        &self,
+        layer_idx: usize,
+        caches: &[&mut KvCache],
+        rows: &[(usize, usize)],
+        q: &[f32],
+        out: &mut [f32],
+    ) {
+        let c = &self.config;
+        let hd = c.head_dim;
+        let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
+        let group = c.n_head / c.n_kv_head;
+        let scale = 1.0 / (hd as f32).sqrt();
+        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
+            let (r, head) = (idx / c.n_head, idx % c.n_head);
+            let (s, pos) = rows[r];
+            let kv_head = head / group;
+            let keys = &caches[s].keys[layer_idx];
+            let values = &caches[s].values[layer_idx];
+            let qh = &q[r * q_dim + head * hd..r * q_dim + (head + 1) * hd];
+            let mut scores: Vec<f32> = (0..=pos)
+                .map(|t| {
+                    ops::dot(
+                        qh,
+                        &keys[t * kv_dim + kv_head * hd..t * kv_dim + (kv_head + 1) * hd],
+                    ) * scale
+                })
+                .collect();
+            ops::softmax(&mut scores);
+            o.fill(0.0);
+            for (t, &p) in scores.iter().enumerate() {
+                ops::axpy(
+                    o,
+                    p,
+                    &values[t * kv_dim + kv_head * hd..t * kv_dim + (kv_head + 1) * hd],
+                );
+            }
+        });
+    }
+}
+
+/// What a model was loaded from; GGUF files also carry the tokenizer and template.
+pub enum ModelFile {
+    /// A GGUF file.
+    Gguf(Box<GgufFile>),
+    /// A Hugging Face directory.
+    HfDir(PathBuf),
+}
