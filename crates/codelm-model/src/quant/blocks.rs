@@ -123,7 +123,9 @@ impl GgmlType {
     pub fn block_size(self) -> usize {
         match self {
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => 32,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
+                32
+            }
             GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => QK_K,
         }
     }
@@ -290,7 +292,8 @@ fn put_f16(out: &mut Vec<u8>, v: f32) {
 
 fn amax_signed(x: &[f32]) -> f32 {
     // The value of largest magnitude, with its sign (ggml's convention for Q4_0/Q5_0).
-    x.iter().fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
+    x.iter()
+        .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
 }
 
 fn quantize_block(dtype: GgmlType, x: &[f32], out: &mut Vec<u8>) {
@@ -299,7 +302,11 @@ fn quantize_block(dtype: GgmlType, x: &[f32], out: &mut Vec<u8>) {
         GgmlType::F16 => put_f16(out, x[0]),
         GgmlType::BF16 => out.extend_from_slice(&bf16::from_f32(x[0]).to_le_bytes()),
         GgmlType::Q4_0 | GgmlType::Q5_0 => {
-            let (levels, offset) = if dtype == GgmlType::Q4_0 { (15, 8.0) } else { (31, 16.0) };
+            let (levels, offset) = if dtype == GgmlType::Q4_0 {
+                (15, 8.0)
+            } else {
+                (31, 16.0)
+            };
             let d = amax_signed(x) / -offset;
             let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
             let q: Vec<u8> = x
@@ -368,8 +375,16 @@ fn quantize_q45k(dtype: GgmlType, x: &[f32], out: &mut Vec<u8>) {
     let mut sc = [0u8; 8];
     let mut m = [0u8; 8];
     for j in 0..8 {
-        sc[j] = if d > 0.0 { ((s[j] / d).round() as i32).clamp(0, 63) as u8 } else { 0 };
-        m[j] = if dmin > 0.0 { ((o[j] / dmin).round() as i32).clamp(0, 63) as u8 } else { 0 };
+        sc[j] = if d > 0.0 {
+            ((s[j] / d).round() as i32).clamp(0, 63) as u8
+        } else {
+            0
+        };
+        m[j] = if dmin > 0.0 {
+            ((o[j] / dmin).round() as i32).clamp(0, 63) as u8
+        } else {
+            0
+        };
     }
     let mut scales = [0u8; 12];
     for j in 0..8 {
@@ -418,12 +433,19 @@ fn quantize_q45k(dtype: GgmlType, x: &[f32], out: &mut Vec<u8>) {
 fn quantize_q6k(x: &[f32], out: &mut Vec<u8>) {
     let mut s = [0f32; 16];
     for j in 0..16 {
-        s[j] = x[16 * j..16 * j + 16].iter().fold(0.0f32, |m, v| m.max(v.abs())) / 31.0;
+        s[j] = x[16 * j..16 * j + 16]
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()))
+            / 31.0;
     }
     let d = f16::from_f32(s.iter().copied().fold(0.0, f32::max) / 127.0).to_f32();
     let mut sc = [0i8; 16];
     for j in 0..16 {
-        sc[j] = if d > 0.0 { ((s[j] / d).round() as i32).clamp(-128, 127) as i8 } else { 0 };
+        sc[j] = if d > 0.0 {
+            ((s[j] / d).round() as i32).clamp(-128, 127) as i8
+        } else {
+            0
+        };
     }
     // q in [0, 63], value = d · sc · (q − 32).
     let mut q = [0u8; QK_K];
@@ -460,7 +482,9 @@ mod tests {
         let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -484,10 +508,17 @@ mod tests {
         ];
         for (dtype, tol) in cases {
             let bytes = quantize_row(dtype, &xs);
-            assert_eq!(bytes.len(), xs.len() / dtype.block_size() * dtype.block_bytes());
+            assert_eq!(
+                bytes.len(),
+                xs.len() / dtype.block_size() * dtype.block_bytes()
+            );
             let mut ys = vec![0f32; xs.len()];
             dequantize(dtype, &bytes, &mut ys);
-            let err = xs.iter().zip(&ys).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let err = xs
+                .iter()
+                .zip(&ys)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(err <= tol, "{dtype:?}: max error {err} > {tol}");
         }
     }

@@ -50,9 +50,10 @@ impl<'a> Activations<'a> {
                 let _ = n;
                 Activations::Q8(xs.chunks_exact(32).map(quantize_q8).collect(), cols / 32)
             }
-            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
-                Activations::Q8K(xs.chunks_exact(QK_K).map(quantize_q8k).collect(), cols / QK_K)
-            }
+            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Activations::Q8K(
+                xs.chunks_exact(QK_K).map(quantize_q8k).collect(),
+                cols / QK_K,
+            ),
         }
     }
 }
@@ -99,17 +100,28 @@ fn quantize_q8k(x: &[f32]) -> BlockQ8K {
         *q = ((iscale * v).round() as i32).min(127) as i8;
     }
     for (j, sum) in block.bsums.iter_mut().enumerate() {
-        *sum = block.qs[16 * j..16 * j + 16].iter().map(|&q| q as i16).sum();
+        *sum = block.qs[16 * j..16 * j + 16]
+            .iter()
+            .map(|&q| q as i16)
+            .sum();
     }
     block.d = 1.0 / iscale;
     block
 }
 
 /// `tile[r * n + t] = dot(weight row r, activation row t)` for every row in `rows`.
-pub fn dot_rows(dtype: GgmlType, row_bytes: usize, rows: &[u8], acts: &Activations, tile: &mut [f32]) {
+pub fn dot_rows(
+    dtype: GgmlType,
+    row_bytes: usize,
+    rows: &[u8],
+    acts: &Activations,
+    tile: &mut [f32],
+) {
     let n_rows = rows.len() / row_bytes;
     let n = tile.len() / n_rows.max(1);
     let use_avx2 = has_avx2();
+    let mut unpacked: Vec<i8> = Vec::new();
+    let mut scales: Vec<f32> = Vec::new();
     for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
         let out = &mut tile[r * n..(r + 1) * n];
         match acts {
@@ -119,6 +131,22 @@ pub fn dot_rows(dtype: GgmlType, row_bytes: usize, rows: &[u8], acts: &Activatio
                 }
             }
             Activations::Q8(blocks, per_row) => {
+                #[cfg(target_arch = "x86_64")]
+                if use_avx2
+                    && n > 1
+                    && matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0)
+                {
+                    // Decode the weight row once, then reuse it for every token.
+                    // SAFETY: AVX2, FMA and F16C were detected at run time.
+                    unsafe {
+                        avx2::unpack_row(dtype, row, &mut unpacked, &mut scales);
+                        for (t, o) in out.iter_mut().enumerate() {
+                            let ys = &blocks[t * per_row..(t + 1) * per_row];
+                            *o = avx2::dot_unpacked(&unpacked, &scales, ys);
+                        }
+                    }
+                    continue;
+                }
                 for (t, o) in out.iter_mut().enumerate() {
                     let ys = &blocks[t * per_row..(t + 1) * per_row];
                     *o = dot_q8(dtype, row, ys, use_avx2);
@@ -137,7 +165,9 @@ pub fn dot_rows(dtype: GgmlType, row_bytes: usize, rows: &[u8], acts: &Activatio
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -170,7 +200,7 @@ fn dot_float(dtype: GgmlType, row: &[u8], xs: &[f32]) -> f32 {
 pub fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8], use_avx2: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if use_avx2 && matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
-        // SAFETY: AVX2 and FMA were detected at run time.
+        // SAFETY: AVX2, FMA and F16C were detected at run time.
         return unsafe { avx2::dot_q8(dtype, row, ys) };
     }
     let _ = use_avx2;
@@ -181,7 +211,7 @@ pub fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8], use_avx2: bool) -> f3
 pub fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K], use_avx2: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
-        // SAFETY: AVX2 and FMA were detected at run time.
+        // SAFETY: AVX2, FMA and F16C were detected at run time.
         return unsafe { avx2::dot_q8k(dtype, row, ys) };
     }
     let _ = use_avx2;
@@ -243,10 +273,17 @@ fn dot_q8k_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
                 let is_q5 = dtype == GgmlType::Q5_K;
                 let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
                 let scales = &b[4..16];
-                let (qh, ql) = if is_q5 { (&b[16..48], &b[48..176]) } else { (&b[0..0], &b[16..144]) };
+                let (qh, ql) = if is_q5 {
+                    (&b[16..48], &b[48..176])
+                } else {
+                    (&b[0..0], &b[16..144])
+                };
                 for chunk in 0..4 {
                     for l in 0..32 {
-                        let (mut lo, mut hi) = ((ql[32 * chunk + l] & 0xF) as i32, (ql[32 * chunk + l] >> 4) as i32);
+                        let (mut lo, mut hi) = (
+                            (ql[32 * chunk + l] & 0xF) as i32,
+                            (ql[32 * chunk + l] >> 4) as i32,
+                        );
                         if is_q5 {
                             lo += (((qh[l] >> (2 * chunk)) & 1) as i32) << 4;
                             hi += (((qh[l] >> (2 * chunk + 1)) & 1) as i32) << 4;
@@ -259,7 +296,9 @@ fn dot_q8k_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
                 let mut summ = 0i32;
                 for j in 0..8 {
                     let (sc, m) = scale_min_k4(j, scales);
-                    let dot: i32 = (0..32).map(|l| q[32 * j + l] * y.qs[32 * j + l] as i32).sum();
+                    let dot: i32 = (0..32)
+                        .map(|l| q[32 * j + l] * y.qs[32 * j + l] as i32)
+                        .sum();
                     sumi += sc as i32 * dot;
                     summ += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
                 }
@@ -273,14 +312,18 @@ fn dot_q8k_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
                     for l in 0..32 {
                         let base = 128 * half;
                         q[base + l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                        q[base + l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                        q[base + l + 32] =
+                            ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
                         q[base + l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                        q[base + l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                        q[base + l + 96] =
+                            ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
                     }
                 }
                 let mut sumi = 0i32;
                 for j in 0..16 {
-                    let dot: i32 = (0..16).map(|l| q[16 * j + l] * y.qs[16 * j + l] as i32).sum();
+                    let dot: i32 = (0..16)
+                        .map(|l| q[16 * j + l] * y.qs[16 * j + l] as i32)
+                        .sum();
                     sumi += (sc[j] as i8) as i32 * dot;
                 }
                 acc += d * y.d * sumi as f32;
@@ -296,10 +339,18 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BlockQ8, BlockQ8K};
-    use crate::quant::blocks::{f16_at, scale_min_k4, GgmlType};
+    use crate::quant::blocks::{scale_min_k4, GgmlType};
+
+    /// IEEE half at `at` to f32 with the F16C instruction.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f16_at(bytes: &[u8], at: usize) -> f32 {
+        let bits = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
 
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
@@ -311,7 +362,7 @@ mod avx2 {
 
     /// Signed i8 × i8 over 32 lanes, summed in pairs into eight i32.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256i {
         let ax = _mm256_sign_epi8(x, x);
         let sy = _mm256_sign_epi8(y, x);
@@ -321,7 +372,7 @@ mod avx2 {
 
     /// Expands 32 bits into 32 bytes, 0xFF where the bit is set.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn bytes_from_bits(bits: u32) -> __m256i {
         let shuffle = _mm256_setr_epi64x(
             0x0000000000000000,
@@ -336,28 +387,63 @@ mod avx2 {
 
     /// 16 packed bytes → 32 nibbles: low nibbles in lanes 0..16, high in 16..32.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn nibbles(p: *const u8) -> __m256i {
         let tmp = _mm_loadu_si128(p as *const __m128i);
         let both = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
         _mm256_and_si256(both, _mm256_set1_epi8(0xF))
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    /// The 32 signed quants of one Q4_0/Q5_0/Q8_0 block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn legacy_quants(dtype: GgmlType, b: &[u8]) -> __m256i {
+        match dtype {
+            GgmlType::Q8_0 => _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i),
+            GgmlType::Q4_0 => _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8)),
+            _ => {
+                // Q5_0: value = nibble | (bit ? 0 : 0xF0) as i8, i.e. (q | bit<<4) − 16.
+                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
+                _mm256_or_si256(nibbles(b.as_ptr().add(6)), hi)
+            }
+        }
+    }
+
+    /// Decodes a whole Q4_0/Q5_0/Q8_0 row into signed bytes and per-block scales.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], qs: &mut Vec<i8>, scales: &mut Vec<f32>) {
+        let n_blocks = row.len() / dtype.block_bytes();
+        qs.resize(n_blocks * 32, 0);
+        scales.clear();
+        for (idx, b) in row.chunks_exact(dtype.block_bytes()).enumerate() {
+            _mm256_storeu_si256(
+                qs.as_mut_ptr().add(32 * idx) as *mut __m256i,
+                legacy_quants(dtype, b),
+            );
+            scales.push(f16_at(b, 0));
+        }
+    }
+
+    /// A row decoded by [`unpack_row`] · Q8_0 activations.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_unpacked(qs: &[i8], scales: &[f32], ys: &[BlockQ8]) -> f32 {
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for (j, (&scale, y)) in scales.iter().zip(ys).enumerate() {
+            let qx = _mm256_loadu_si256(qs.as_ptr().add(32 * j) as *const __m256i);
+            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let d = _mm256_set1_ps(scale * y.d);
+            acc[j & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc[j & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
         let bb = dtype.block_bytes();
         let mut acc = _mm256_setzero_ps();
         for (b, y) in row.chunks_exact(bb).zip(ys) {
-            let qx = match dtype {
-                GgmlType::Q8_0 => _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i),
-                GgmlType::Q4_0 => _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8)),
-                _ => {
-                    // Q5_0: value = nibble | (bit ? 0 : 0xF0) as i8, i.e. (q | bit<<4) − 16.
-                    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-                    let hi = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
-                    _mm256_or_si256(nibbles(b.as_ptr().add(6)), hi)
-                }
-            };
+            let qx = legacy_quants(dtype, b);
             let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let d = _mm256_set1_ps(f16_at(b, 0) * y.d);
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc);
@@ -365,7 +451,7 @@ mod avx2 {
         hsum(acc)
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
         let bb = dtype.block_bytes();
         let mut acc = _mm256_setzero_ps();
@@ -383,14 +469,22 @@ mod avx2 {
                     let (sc1, m1) = scale_min_k4(2 * chunk, scales);
                     let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
                     summ += m1 as i32 * (y.bsums[4 * chunk] as i32 + y.bsums[4 * chunk + 1] as i32);
-                    summ += m2 as i32 * (y.bsums[4 * chunk + 2] as i32 + y.bsums[4 * chunk + 3] as i32);
+                    summ +=
+                        m2 as i32 * (y.bsums[4 * chunk + 2] as i32 + y.bsums[4 * chunk + 3] as i32);
                     let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
                     let lo = _mm256_and_si256(q, low4);
                     let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
                     let y_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk) as *const __m256i);
-                    let y_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk + 32) as *const __m256i);
-                    let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y_lo), _mm256_set1_epi16(sc1 as i16));
-                    let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y_hi), _mm256_set1_epi16(sc2 as i16));
+                    let y_hi =
+                        _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk + 32) as *const __m256i);
+                    let p_lo = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(lo, y_lo),
+                        _mm256_set1_epi16(sc1 as i16),
+                    );
+                    let p_hi = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(hi, y_hi),
+                        _mm256_set1_epi16(sc2 as i16),
+                    );
                     sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
                 }
                 acc_min += dmin * summ as f32;
@@ -410,7 +504,10 @@ mod avx2 {
                     let ql0 = _mm256_loadu_si256(ql as *const __m256i);
                     let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
                     let quants = [
-                        _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, three), 4)),
+                        _mm256_or_si256(
+                            _mm256_and_si256(ql0, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(qh, three), 4),
+                        ),
                         _mm256_or_si256(
                             _mm256_and_si256(ql1, low4),
                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4),
@@ -429,7 +526,9 @@ mod avx2 {
                         let qy = _mm256_loadu_si256(y.qs.as_ptr().add(pos) as *const __m256i);
                         let s0 = (sc[pos / 16] as i8) as i16;
                         let s1 = (sc[pos / 16 + 1] as i8) as i16;
-                        let scale = _mm256_setr_epi16(s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1);
+                        let scale = _mm256_setr_epi16(
+                            s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1,
+                        );
                         let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*q, qy), scale);
                         sumi = _mm256_add_epi32(sumi, p);
                     }
@@ -493,7 +592,10 @@ mod tests {
                     };
                     let norm: f32 = wd.iter().map(|v| v.abs()).sum::<f32>() + 1e-6;
                     let err = (got - reference).abs() / norm;
-                    assert!(err < 0.01, "{dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}");
+                    assert!(
+                        err < 0.01,
+                        "{dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}"
+                    );
                 }
             }
         }
@@ -504,16 +606,31 @@ mod tests {
         if !has_avx2() {
             return;
         }
-        for dtype in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        for dtype in [
+            GgmlType::Q4_0,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+        ] {
             let cols = 1024;
             let bytes = quantize_row(dtype, &random(cols, 5, 2.0));
             let x = random(cols, 6, 3.0);
             let (a, b) = match Activations::quantize(dtype, &x, 1, cols) {
-                Activations::Q8(ys, _) => (dot_q8(dtype, &bytes, &ys, false), dot_q8(dtype, &bytes, &ys, true)),
-                Activations::Q8K(ys, _) => (dot_q8k(dtype, &bytes, &ys, false), dot_q8k(dtype, &bytes, &ys, true)),
+                Activations::Q8(ys, _) => (
+                    dot_q8(dtype, &bytes, &ys, false),
+                    dot_q8(dtype, &bytes, &ys, true),
+                ),
+                Activations::Q8K(ys, _) => (
+                    dot_q8k(dtype, &bytes, &ys, false),
+                    dot_q8k(dtype, &bytes, &ys, true),
+                ),
                 Activations::F32(..) => unreachable!(),
             };
-            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{dtype:?}: scalar {a} avx2 {b}");
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "{dtype:?}: scalar {a} avx2 {b}"
+            );
         }
     }
 }

@@ -168,7 +168,13 @@ impl QMatrix {
             let start = task_idx * rows_per_task;
             let end = (start + rows_per_task).min(rows);
             let mut tile = vec![0f32; (end - start) * n];
-            kernels::dot_rows(self.dtype, self.row_bytes, &self.data.as_slice()[start * self.row_bytes..end * self.row_bytes], &acts, &mut tile);
+            kernels::dot_rows(
+                self.dtype,
+                self.row_bytes,
+                &self.data.as_slice()[start * self.row_bytes..end * self.row_bytes],
+                &acts,
+                &mut tile,
+            );
             // `tile` is (row, token); scatter into out (token, row).
             let out_ptr = &out_ptr;
             for (local, row_idx) in (start..end).enumerate() {
