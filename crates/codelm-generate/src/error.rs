@@ -19,6 +19,12 @@ pub enum Error {
         /// Length of the logits slice.
         n_vocab: usize,
     },
+    /// The model or tokenizer failed (bad file, context overflow, ...).
+    #[error(transparent)]
+    Model(#[from] codelm_model::Error),
+    /// A request that cannot be served as asked.
+    #[error("{0}")]
+    BadRequest(String),
     /// A token id was outside the logits slice.
     #[error("token id {token} is outside the vocabulary of {n_vocab}")]
     TokenOutOfRange {

@@ -7,7 +7,9 @@ pub mod ops;
 pub mod quant;
 pub mod rope;
 pub mod safetensors;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use gguf::{GgufFile, MetaValue};
 pub use model::{Config, KvCache, Model, ModelFile};
+pub use tokenizer::Tokenizer;

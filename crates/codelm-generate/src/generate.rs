@@ -1,0 +1,436 @@
+//! The generation loop: a prompt becomes tokens, the prompt is prefilled once, and
+//! `n` samples are decoded together as one batch that shares the prefill.
+//!
+//! Special tokens come only from places that may hold them: the chat template's own
+//! text and the FIM markers. User text (a completion prompt, a message's content, an
+//! infill prefix or suffix) is tokenized with special-token parsing off, so a prompt
+//! containing `<|im_start|>` cannot forge a turn.
+//!
+//! ```no_run
+//! use codelm_generate::{Engine, GenerateOptions, Prompt};
+//! let engine = Engine::load("model.gguf".as_ref(), None).unwrap();
+//! let opts = GenerateOptions { max_tokens: 32, ..Default::default() };
+//! let out = engine.generate(&Prompt::Text("def add(a, b):".into()), &opts, &mut |_, _| true).unwrap();
+//! println!("{}", out[0].text);
+//! ```
+
+use std::path::Path;
+
+use codelm_model::{KvCache, Model, ModelFile, Tokenizer};
+
+use crate::chat::{ChatTemplate, Message};
+use crate::error::{Error, Result};
+use crate::fim::{FimFormat, FimInput, Segment};
+use crate::sampler::{Sampler, SamplingParams};
+use crate::stop::{StopMatcher, Utf8Stream};
+
+/// What to generate from.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// Plain text to continue.
+    Text(String),
+    /// A conversation, rendered with the model's chat template.
+    Chat(Vec<Message>),
+    /// Fill in the middle between a prefix and a suffix.
+    Infill(FimInput),
+    /// Token ids, used as they are.
+    Tokens(Vec<u32>),
+}
+
+/// How to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Samples to draw for the prompt.
+    pub n: usize,
+    /// New tokens at most per sample.
+    pub max_tokens: usize,
+    /// Sampling parameters; sample `i` uses seed `seed + i`.
+    pub sampling: SamplingParams,
+    /// Stop strings (matched across token boundaries, not included in the output).
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            n: 1,
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why a sample ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` or the context window was reached.
+    Length,
+    /// The caller's callback asked to stop.
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The OpenAI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One finished sample.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The generated text, cut at the stop string.
+    pub text: String,
+    /// Generated token ids (the end-of-generation token excluded).
+    pub tokens: Vec<u32>,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// Tokens in the prompt.
+    pub n_prompt_tokens: usize,
+}
+
+/// A loaded model with its tokenizer and prompt formats.
+pub struct Engine {
+    model: Model,
+    tokenizer: Tokenizer,
+    chat: ChatTemplate,
+    fim: Option<FimFormat>,
+    n_ctx: usize,
+}
+
+struct Sample {
+    idx: usize,
+    cache: KvCache,
+    sampler: Sampler,
+    utf8: Utf8Stream,
+    stop: StopMatcher,
+    text: String,
+    tokens: Vec<u32>,
+    finish: Option<FinishReason>,
+    hit_stop_string: bool,
+}
+
+/// Private-use characters that cannot occur in a tokenizer's special tokens, used
+/// to find message contents inside a rendered chat template.
+const CONTENT_OPEN: char = '\u{F8F0}';
+const CONTENT_CLOSE: char = '\u{F8F1}';
+
+impl Engine {
+    /// Loads a GGUF file or Hugging Face directory; `n_ctx` defaults to the
+    /// model's training context.
+    pub fn load(path: &Path, n_ctx: Option<usize>) -> Result<Engine> {
+        let (model, file) = Model::load(path)?;
+        let tokenizer = match &file {
+            ModelFile::Gguf(gguf) => Tokenizer::from_gguf(gguf)?,
+            ModelFile::HfDir(dir) => Tokenizer::from_hf_json(&dir.join("tokenizer.json"))?,
+        };
+        let template = match &file {
+            ModelFile::Gguf(_) => tokenizer.chat_template().map(str::to_string),
+            ModelFile::HfDir(dir) => std::fs::read_to_string(dir.join("tokenizer_config.json"))
+                .ok()
+                .and_then(|t| template_from_config(&t)),
+        };
+        let token_text = |id: Option<u32>| {
+            id.map(|id| tokenizer.token_text(id).to_string())
+                .unwrap_or_default()
+        };
+        let (bos, eos) = (
+            token_text(tokenizer.bos_id()),
+            token_text(tokenizer.eos_id()),
+        );
+        let chat = match template {
+            Some(source) => ChatTemplate::new(&source, &bos, &eos)?,
+            None => ChatTemplate::chatml()?,
+        };
+        let fim = FimFormat::detect(&|s| tokenizer.token_to_id(s));
+        let n_ctx = n_ctx.unwrap_or(model.config.n_ctx_train);
+        Ok(Engine {
+            model,
+            tokenizer,
+            chat,
+            fim,
+            n_ctx,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The FIM format the vocabulary supports, if any.
+    pub fn fim_format(&self) -> Option<&FimFormat> {
+        self.fim.as_ref()
+    }
+
+    /// The context window in tokens.
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn with_bos(&self, mut ids: Vec<u32>) -> Vec<u32> {
+        if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        ids
+    }
+
+    /// Renders a conversation with the chat template (generation prompt added).
+    pub fn render_chat(&self, messages: &[Message]) -> Result<String> {
+        self.chat.render(messages, true)
+    }
+
+    /// Tokenizes a prompt, adding BOS where the model wants it.
+    pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let tok = &self.tokenizer;
+        let ids = match prompt {
+            Prompt::Tokens(ids) => {
+                if let Some(&id) = ids.iter().find(|&&id| id as usize >= tok.n_vocab()) {
+                    return Err(codelm_model::Error::BadToken {
+                        id,
+                        n_vocab: tok.n_vocab(),
+                    }
+                    .into());
+                }
+                return Ok(ids.clone());
+            }
+            Prompt::Text(text) => tok.encode(text, false),
+            Prompt::Infill(input) => {
+                let fim = self.fim.as_ref().ok_or_else(|| {
+                    Error::BadRequest(
+                        "this model's vocabulary has no fill-in-the-middle tokens".into(),
+                    )
+                })?;
+                let mut ids = Vec::new();
+                for segment in fim.prompt(input) {
+                    match segment {
+                        Segment::Special(id) => ids.push(id),
+                        Segment::Text(text) => ids.extend(tok.encode(&text, false)),
+                    }
+                }
+                ids
+            }
+            Prompt::Chat(messages) => self.tokenize_chat(messages)?,
+        };
+        Ok(self.with_bos(ids))
+    }
+
+    /// Renders the template with placeholders for contents, so the template's text
+    /// is tokenized with special tokens and each content without.
+    fn tokenize_chat(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let tok = &self.tokenizer;
+        let marked: Vec<Message> = messages
+            .iter()
+            .enumerate()
+            .map(|(idx, m)| {
+                Message::new(
+                    m.role.clone(),
+                    format!("{CONTENT_OPEN}{idx}{CONTENT_CLOSE}"),
+                )
+            })
+            .collect();
+        let rendered = self.chat.render(&marked, true)?;
+        let mut ids = Vec::new();
+        let mut rest = rendered.as_str();
+        let mut seen = 0;
+        while let Some(open) = rest.find(CONTENT_OPEN) {
+            ids.extend(tok.encode(&rest[..open], true));
+            let after = &rest[open + CONTENT_OPEN.len_utf8()..];
+            let close = after.find(CONTENT_CLOSE);
+            let idx = close
+                .and_then(|c| after[..c].parse::<usize>().ok())
+                .filter(|&i| i < messages.len());
+            match (close, idx) {
+                (Some(close), Some(idx)) => {
+                    ids.extend(tok.encode(&messages[idx].content, false));
+                    seen += 1;
+                    rest = &after[close + CONTENT_CLOSE.len_utf8()..];
+                }
+                _ => break,
+            }
+        }
+        if seen == 0 && !messages.is_empty() {
+            // The template transformed contents beyond recognition; render them as
+            // they are. Special tokens inside contents are then parsed.
+            return Ok(tok.encode(&self.chat.render(messages, true)?, true));
+        }
+        ids.extend(tok.encode(rest, true));
+        Ok(ids)
+    }
+
+    /// Generates `opts.n` samples for `prompt`, calling `on_text(sample_idx, text)`
+    /// with each piece of text as it is decided; returning `false` cancels.
+    pub fn generate(
+        &self,
+        prompt: &Prompt,
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<Vec<Completion>> {
+        let prompt_ids = self.tokenize(prompt)?;
+        let mut stop_tokens: Vec<u32> = self.tokenizer.eog_ids().to_vec();
+        if let (Prompt::Infill(_), Some(fim)) = (prompt, &self.fim) {
+            stop_tokens.extend_from_slice(fim.stop_tokens());
+        }
+        self.generate_tokens(&prompt_ids, &stop_tokens, opts, on_text)
+    }
+
+    /// [`Engine::generate`] for a tokenized prompt.
+    pub fn generate_tokens(
+        &self,
+        prompt_ids: &[u32],
+        stop_tokens: &[u32],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<Vec<Completion>> {
+        if prompt_ids.is_empty() {
+            return Err(Error::BadRequest("the prompt is empty".into()));
+        }
+        if opts.n == 0 {
+            return Err(Error::BadRequest("n must be at least 1".into()));
+        }
+        if prompt_ids.len() >= self.n_ctx {
+            return Err(codelm_model::Error::ContextOverflow {
+                needed: prompt_ids.len() + 1,
+                n_ctx: self.n_ctx,
+            }
+            .into());
+        }
+        let mut cache = self.model.new_cache();
+        let first_logits = self
+            .model
+            .forward(&mut [&mut cache], &[prompt_ids], self.n_ctx, false)?
+            .remove(0);
+        let mut samples: Vec<Sample> = (0..opts.n)
+            .map(|idx| Sample {
+                idx,
+                cache: cache.clone(),
+                sampler: Sampler::new(SamplingParams {
+                    seed: opts.sampling.seed.wrapping_add(idx as u64),
+                    ..opts.sampling.clone()
+                }),
+                utf8: Utf8Stream::new(),
+                stop: StopMatcher::new(&opts.stop),
+                text: String::new(),
+                tokens: Vec::new(),
+                finish: None,
+                hit_stop_string: false,
+            })
+            .collect();
+        drop(cache);
+
+        let mut logits: Vec<Vec<f32>> = vec![first_logits; opts.n];
+        let mut recent: Vec<u32> = Vec::new();
+        loop {
+            // Sample one token for every running sample.
+            let mut next: Vec<(usize, u32)> = Vec::new();
+            let running: Vec<usize> = (0..samples.len())
+                .filter(|&s| samples[s].finish.is_none())
+                .collect();
+            for (slot, &s) in running.iter().enumerate() {
+                let sample = &mut samples[s];
+                let window = opts.sampling.repeat_last_n;
+                recent.clear();
+                let history = prompt_ids.iter().chain(&sample.tokens).copied();
+                let total = prompt_ids.len() + sample.tokens.len();
+                recent.extend(history.skip(total.saturating_sub(window)));
+                let token = sample.sampler.sample(&mut logits[slot], &recent)?;
+                if stop_tokens.contains(&token) {
+                    sample.finish = Some(FinishReason::Stop);
+                    continue;
+                }
+                sample.tokens.push(token);
+                let piece = sample.utf8.push(self.tokenizer.token_bytes(token));
+                let step = sample.stop.push(&piece);
+                sample.text.push_str(&step.text);
+                if !step.text.is_empty() && !on_text(sample.idx, &step.text) {
+                    sample.finish = Some(FinishReason::Cancelled);
+                    continue;
+                }
+                if step.is_stopped() {
+                    sample.finish = Some(FinishReason::Stop);
+                    sample.hit_stop_string = true;
+                } else if sample.tokens.len() >= opts.max_tokens
+                    || sample.cache.len() + 1 >= self.n_ctx
+                {
+                    sample.finish = Some(FinishReason::Length);
+                } else {
+                    next.push((s, token));
+                }
+            }
+            if samples
+                .iter()
+                .any(|s| s.finish == Some(FinishReason::Cancelled))
+            {
+                for s in samples.iter_mut().filter(|s| s.finish.is_none()) {
+                    s.finish = Some(FinishReason::Cancelled);
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            // One batched step for all running samples.
+            let inputs: Vec<[u32; 1]> = next.iter().map(|&(_, t)| [t]).collect();
+            let input_refs: Vec<&[u32]> = inputs.iter().map(|t| &t[..]).collect();
+            let mut caches: Vec<&mut KvCache> = Vec::with_capacity(next.len());
+            let mut rest: &mut [Sample] = &mut samples;
+            let mut offset = 0;
+            for &(s, _) in &next {
+                let (_, tail) = rest.split_at_mut(s - offset);
+                let (head, tail) = tail.split_at_mut(1);
+                caches.push(&mut head[0].cache);
+                rest = tail;
+                offset = s + 1;
+            }
+            logits = self
+                .model
+                .forward(&mut caches, &input_refs, self.n_ctx, false)?;
+        }
+
+        Ok(samples
+            .into_iter()
+            .map(|mut s| {
+                // Text held back as a possible stop-string prefix is released unless
+                // a stop string actually matched.
+                if !s.hit_stop_string {
+                    let tail = s.utf8.finish();
+                    let step = s.stop.push(&tail);
+                    let stopped = step.is_stopped();
+                    let mut released = step.text;
+                    if !stopped {
+                        released.push_str(&s.stop.finish());
+                    }
+                    if !released.is_empty() {
+                        on_text(s.idx, &released);
+                        s.text.push_str(&released);
+                    }
+                }
+                Completion {
+                    text: s.text,
+                    tokens: s.tokens,
+                    finish_reason: s.finish.unwrap_or(FinishReason::Length),
+                    n_prompt_tokens: prompt_ids.len(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// The `chat_template` string of a `tokenizer_config.json`.
+fn template_from_config(text: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+    json["chat_template"].as_str().map(str::to_string)
+}

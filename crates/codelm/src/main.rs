@@ -1,0 +1,18 @@
+//! The `codelm` binary: parses flags, wires the crates together, chooses exit codes.
+
+mod cli;
+mod generate;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    let code = match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
