@@ -23,6 +23,8 @@ enum Command {
     Chat(ChatArgs),
     /// Fill in the middle between a prefix and a suffix.
     Infill(InfillArgs),
+    /// Run a program in the sandbox and print its outcome.
+    Exec(crate::exec::ExecArgs),
     /// List or fetch registry models.
     Models {
         #[command(subcommand)]
@@ -138,6 +140,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Complete(args) => generate::complete(args),
         Command::Chat(args) => generate::chat(args),
         Command::Infill(args) => generate::infill(args),
+        Command::Exec(args) => crate::exec::run(&args),
         Command::Models { command } => match command {
             ModelsCommand::List { json } => generate::models_list(json),
             ModelsCommand::Pull { name } => generate::models_pull(&name),

@@ -1,6 +1,7 @@
 //! The `codelm` binary: parses flags, wires the crates together, chooses exit codes.
 
 mod cli;
+mod exec;
 mod generate;
 
 use clap::Parser;
