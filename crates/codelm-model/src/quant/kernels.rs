@@ -61,11 +61,13 @@ impl<'a> Activations<'a> {
 fn quantize_q8(x: &[f32]) -> BlockQ8 {
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let d = amax / 127.0;
-    let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
+    // ggml multiplies by 127/amax (not 1/d); the last bit matters for ties.
+    let inv = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     let mut qs = [0i8; 32];
     let mut sum = 0i32;
     for (q, &v) in qs.iter_mut().zip(x) {
-        *q = (v * inv).round() as i8;
+        // Ties to even, as ggml's x86 path (`_MM_ROUND_NEAREST`) rounds.
+        *q = (v * inv).round_ties_even() as i8;
         sum += *q as i32;
     }
     // Round the scale through f16 as ggml's block_q8_0 does, so results match it.
@@ -94,10 +96,10 @@ fn quantize_q8k(x: &[f32]) -> BlockQ8K {
     if amax == 0.0 {
         return block;
     }
-    // ggml scales by the signed extreme so it maps to -128 exactly.
-    let iscale = -128.0 / max;
+    // ggml scales by the signed extreme (so it maps to -127) and rounds ties to even.
+    let iscale = -127.0 / max;
     for (q, &v) in block.qs.iter_mut().zip(x) {
-        *q = ((iscale * v).round() as i32).min(127) as i8;
+        *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
     }
     for (j, sum) in block.bsums.iter_mut().enumerate() {
         *sum = block.qs[16 * j..16 * j + 16]
