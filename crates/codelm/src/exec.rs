@@ -74,6 +74,8 @@ pub fn run(args: &ExecArgs) -> anyhow::Result<i32> {
         isolation: parse_isolation(&args.isolation)?,
         limits: limits.clone(),
         n_jobs: 1,
+        // One job: starting a warm Python would cost more than it saves.
+        use_python_zygote: false,
         ..SandboxConfig::default()
     };
     let sandbox = match Sandbox::new(config) {
@@ -182,6 +184,7 @@ fn to_json(outcome: &Outcome) -> serde_json::Value {
         "peak_memory_bytes": outcome.peak_memory_bytes,
         "isolation": outcome.isolation.name(),
         "uses_cgroup": outcome.uses_cgroup,
+        "warm_start": outcome.is_warm_start,
     })
 }
 

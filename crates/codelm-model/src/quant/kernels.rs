@@ -124,6 +124,26 @@ pub fn dot_rows(
     let use_avx2 = has_avx2();
     let mut unpacked: Vec<i8> = Vec::new();
     let mut scales: Vec<f32> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if let (true, 1, Activations::Q8(ys, _)) = (use_avx2, n, acts) {
+        if matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
+            // One token: four rows per pass share each activation load and keep four
+            // independent accumulator chains (and their loads) in flight.
+            let mut groups = rows.chunks_exact(4 * row_bytes);
+            for (g, group) in groups.by_ref().enumerate() {
+                let four: [&[u8]; 4] =
+                    std::array::from_fn(|i| &group[i * row_bytes..(i + 1) * row_bytes]);
+                // SAFETY: AVX2, FMA and F16C were detected at run time.
+                let sums = unsafe { avx2::dot_q8_x4(dtype, four, ys) };
+                tile[4 * g..4 * g + 4].copy_from_slice(&sums);
+            }
+            let done = n_rows - groups.remainder().len() / row_bytes;
+            for (r, row) in groups.remainder().chunks_exact(row_bytes).enumerate() {
+                tile[done + r] = dot_q8(dtype, row, ys, true);
+            }
+            return;
+        }
+    }
     for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
         let out = &mut tile[r * n..(r + 1) * n];
         match acts {
@@ -440,6 +460,23 @@ mod avx2 {
         hsum(_mm256_add_ps(acc[0], acc[1]))
     }
 
+    /// Four rows of a legacy type · one token's Q8_0 activations.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8_x4(dtype: GgmlType, rows: [&[u8]; 4], ys: &[BlockQ8]) -> [f32; 4] {
+        let bb = dtype.block_bytes();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (j, y) in ys.iter().enumerate() {
+            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            for r in 0..4 {
+                let b = rows[r].get_unchecked(j * bb..(j + 1) * bb);
+                let qx = legacy_quants(dtype, b);
+                let d = _mm256_set1_ps(f16_at(b, 0) * y.d);
+                acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc[r]);
+            }
+        }
+        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
         let bb = dtype.block_bytes();
@@ -598,6 +635,46 @@ mod tests {
                         err < 0.01,
                         "{dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The tiled paths (four rows per pass for one token, decoded rows reused across
+    /// tokens) against one scalar dot per (row, token), with a remainder of rows.
+    #[test]
+    fn dot_rows_matches_scalar_dots_for_every_tiling() {
+        let (n_rows, cols) = (7, 512);
+        for dtype in ALL {
+            let rows: Vec<u8> = (0..n_rows)
+                .flat_map(|r| quantize_row(dtype, &random(cols, 40 + r as u64, 1.5)))
+                .collect();
+            let row_bytes = rows.len() / n_rows;
+            for n in [1, 3] {
+                let x = random(n * cols, 77, 1.0);
+                let acts = Activations::quantize(dtype, &x, n, cols);
+                let mut tile = vec![0f32; n_rows * n];
+                dot_rows(dtype, row_bytes, &rows, &acts, &mut tile);
+                for r in 0..n_rows {
+                    let row = &rows[r * row_bytes..(r + 1) * row_bytes];
+                    for t in 0..n {
+                        let expected = match &acts {
+                            Activations::F32(xs, _) => {
+                                dot_float(dtype, row, &xs[t * cols..(t + 1) * cols])
+                            }
+                            Activations::Q8(ys, per) => {
+                                dot_q8_scalar(dtype, row, &ys[t * per..(t + 1) * per])
+                            }
+                            Activations::Q8K(ys, per) => {
+                                dot_q8k_scalar(dtype, row, &ys[t * per..(t + 1) * per])
+                            }
+                        };
+                        let got = tile[r * n + t];
+                        assert!(
+                            (got - expected).abs() <= 1e-4 * expected.abs().max(1.0),
+                            "{dtype:?} n={n} row {r} token {t}: {got} vs {expected}"
+                        );
+                    }
                 }
             }
         }
