@@ -105,7 +105,19 @@ pub struct Engine {
     n_ctx: usize,
 }
 
+/// One tokenized prompt with its own options, for [`Engine::generate_batch`].
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Prompt token ids.
+    pub prompt: Vec<u32>,
+    /// Tokens that end a sample, in addition to the vocabulary's end-of-generation set.
+    pub stop_tokens: Vec<u32>,
+    /// Sampling, length and stop strings.
+    pub options: GenerateOptions,
+}
+
 struct Sample {
+    request_idx: usize,
     idx: usize,
     cache: KvCache,
     sampler: Sampler,
@@ -281,10 +293,11 @@ impl Engine {
         on_text: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<Vec<Completion>> {
         let prompt_ids = self.tokenize(prompt)?;
-        let mut stop_tokens: Vec<u32> = self.tokenizer.eog_ids().to_vec();
-        if let (Prompt::Infill(_), Some(fim)) = (prompt, &self.fim) {
-            stop_tokens.extend_from_slice(fim.stop_tokens());
-        }
+        // The vocabulary's end-of-generation tokens always stop; FIM adds its own.
+        let stop_tokens: Vec<u32> = match (prompt, &self.fim) {
+            (Prompt::Infill(_), Some(fim)) => fim.stop_tokens().to_vec(),
+            _ => Vec::new(),
+        };
         self.generate_tokens(&prompt_ids, &stop_tokens, opts, on_text)
     }
 
@@ -296,59 +309,104 @@ impl Engine {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<Vec<Completion>> {
-        if prompt_ids.is_empty() {
-            return Err(Error::BadRequest("the prompt is empty".into()));
-        }
-        if opts.n == 0 {
-            return Err(Error::BadRequest("n must be at least 1".into()));
-        }
-        if prompt_ids.len() >= self.n_ctx {
-            return Err(codelm_model::Error::ContextOverflow {
-                needed: prompt_ids.len() + 1,
-                n_ctx: self.n_ctx,
-            }
-            .into());
-        }
-        let mut cache = self.model.new_cache();
-        let first_logits = self
-            .model
-            .forward(&mut [&mut cache], &[prompt_ids], self.n_ctx, false)?
-            .remove(0);
-        let mut samples: Vec<Sample> = (0..opts.n)
-            .map(|idx| Sample {
-                idx,
-                cache: cache.clone(),
-                sampler: Sampler::new(SamplingParams {
-                    seed: opts.sampling.seed.wrapping_add(idx as u64),
-                    ..opts.sampling.clone()
-                }),
-                utf8: Utf8Stream::new(),
-                stop: StopMatcher::new(&opts.stop),
-                text: String::new(),
-                tokens: Vec::new(),
-                finish: None,
-                hit_stop_string: false,
-            })
-            .collect();
-        drop(cache);
+        let request = Request {
+            prompt: prompt_ids.to_vec(),
+            stop_tokens: stop_tokens.to_vec(),
+            options: opts.clone(),
+        };
+        let mut out = self.generate_batch(
+            std::slice::from_ref(&request),
+            &mut |_, sample_idx, text| on_text(sample_idx, text),
+        )?;
+        Ok(out.pop().unwrap_or_default())
+    }
 
-        let mut logits: Vec<Vec<f32>> = vec![first_logits; opts.n];
+    /// Decodes several requests together: their prompts are prefilled in one forward
+    /// pass and every running sample of every request advances in one batched step.
+    /// `on_text(request_idx, sample_idx, text)` streams; returning `false` cancels
+    /// that request. Returns each request's completions, in order.
+    pub fn generate_batch(
+        &self,
+        requests: &[Request],
+        on_text: &mut dyn FnMut(usize, usize, &str) -> bool,
+    ) -> Result<Vec<Vec<Completion>>> {
+        for request in requests {
+            if request.prompt.is_empty() {
+                return Err(Error::BadRequest("the prompt is empty".into()));
+            }
+            if request.options.n == 0 {
+                return Err(Error::BadRequest("n must be at least 1".into()));
+            }
+            if request.prompt.len() >= self.n_ctx {
+                let needed = request.prompt.len() + 1;
+                return Err(codelm_model::Error::ContextOverflow {
+                    needed,
+                    n_ctx: self.n_ctx,
+                }
+                .into());
+            }
+        }
+        let mut prefill_caches: Vec<KvCache> =
+            requests.iter().map(|_| self.model.new_cache()).collect();
+        let prompts: Vec<&[u32]> = requests.iter().map(|r| &r.prompt[..]).collect();
+        let first_logits = {
+            let mut refs: Vec<&mut KvCache> = prefill_caches.iter_mut().collect();
+            self.model.forward(&mut refs, &prompts, self.n_ctx, false)?
+        };
+
+        let mut samples: Vec<Sample> = Vec::new();
+        let mut logits: Vec<Vec<f32>> = Vec::new();
+        for (request_idx, (request, cache)) in requests.iter().zip(prefill_caches).enumerate() {
+            let opts = &request.options;
+            for idx in 0..opts.n {
+                samples.push(Sample {
+                    request_idx,
+                    idx,
+                    cache: cache.clone(),
+                    sampler: Sampler::new(SamplingParams {
+                        seed: opts.sampling.seed.wrapping_add(idx as u64),
+                        ..opts.sampling.clone()
+                    }),
+                    utf8: Utf8Stream::new(),
+                    stop: StopMatcher::new(&opts.stop),
+                    text: String::new(),
+                    tokens: Vec::new(),
+                    finish: None,
+                    hit_stop_string: false,
+                });
+                logits.push(first_logits[request_idx].clone());
+            }
+        }
+        drop(first_logits);
+
+        let mut cancelled = vec![false; requests.len()];
         let mut recent: Vec<u32> = Vec::new();
+        // `logits[slot]` belongs to the `slot`-th running sample, in order.
         loop {
-            // Sample one token for every running sample.
             let mut next: Vec<(usize, u32)> = Vec::new();
             let running: Vec<usize> = (0..samples.len())
                 .filter(|&s| samples[s].finish.is_none())
                 .collect();
             for (slot, &s) in running.iter().enumerate() {
                 let sample = &mut samples[s];
-                let window = opts.sampling.repeat_last_n;
+                let request = &requests[sample.request_idx];
+                if cancelled[sample.request_idx] {
+                    sample.finish = Some(FinishReason::Cancelled);
+                    continue;
+                }
+                let window = request.options.sampling.repeat_last_n;
+                let total = request.prompt.len() + sample.tokens.len();
                 recent.clear();
-                let history = prompt_ids.iter().chain(&sample.tokens).copied();
-                let total = prompt_ids.len() + sample.tokens.len();
-                recent.extend(history.skip(total.saturating_sub(window)));
+                recent.extend(
+                    request
+                        .prompt
+                        .iter()
+                        .chain(&sample.tokens)
+                        .copied()
+                        .skip(total.saturating_sub(window)),
+                );
                 let token = sample.sampler.sample(&mut logits[slot], &recent)?;
-                if stop_tokens.contains(&token) {
+                if request.stop_tokens.contains(&token) || self.tokenizer.is_eog(token) {
                     sample.finish = Some(FinishReason::Stop);
                     continue;
                 }
@@ -356,14 +414,15 @@ impl Engine {
                 let piece = sample.utf8.push(self.tokenizer.token_bytes(token));
                 let step = sample.stop.push(&piece);
                 sample.text.push_str(&step.text);
-                if !step.text.is_empty() && !on_text(sample.idx, &step.text) {
+                if !step.text.is_empty() && !on_text(sample.request_idx, sample.idx, &step.text) {
+                    cancelled[sample.request_idx] = true;
                     sample.finish = Some(FinishReason::Cancelled);
                     continue;
                 }
                 if step.is_stopped() {
                     sample.finish = Some(FinishReason::Stop);
                     sample.hit_stop_string = true;
-                } else if sample.tokens.len() >= opts.max_tokens
+                } else if sample.tokens.len() >= request.options.max_tokens
                     || sample.cache.len() + 1 >= self.n_ctx
                 {
                     sample.finish = Some(FinishReason::Length);
@@ -371,18 +430,17 @@ impl Engine {
                     next.push((s, token));
                 }
             }
-            if samples
-                .iter()
-                .any(|s| s.finish == Some(FinishReason::Cancelled))
+            next.retain(|&(s, _)| !cancelled[samples[s].request_idx]);
+            for sample in samples
+                .iter_mut()
+                .filter(|s| s.finish.is_none() && cancelled[s.request_idx])
             {
-                for s in samples.iter_mut().filter(|s| s.finish.is_none()) {
-                    s.finish = Some(FinishReason::Cancelled);
-                }
+                sample.finish = Some(FinishReason::Cancelled);
             }
             if next.is_empty() {
                 break;
             }
-            // One batched step for all running samples.
+            // One batched step for every running sample of every request.
             let inputs: Vec<[u32; 1]> = next.iter().map(|&(_, t)| [t]).collect();
             let input_refs: Vec<&[u32]> = inputs.iter().map(|t| &t[..]).collect();
             let mut caches: Vec<&mut KvCache> = Vec::with_capacity(next.len());
@@ -400,32 +458,31 @@ impl Engine {
                 .forward(&mut caches, &input_refs, self.n_ctx, false)?;
         }
 
-        Ok(samples
-            .into_iter()
-            .map(|mut s| {
-                // Text held back as a possible stop-string prefix is released unless
-                // a stop string actually matched.
-                if !s.hit_stop_string {
-                    let tail = s.utf8.finish();
-                    let step = s.stop.push(&tail);
-                    let stopped = step.is_stopped();
-                    let mut released = step.text;
-                    if !stopped {
-                        released.push_str(&s.stop.finish());
-                    }
-                    if !released.is_empty() {
-                        on_text(s.idx, &released);
-                        s.text.push_str(&released);
-                    }
+        let mut out: Vec<Vec<Completion>> = requests.iter().map(|_| Vec::new()).collect();
+        for mut s in samples {
+            // Text held back as a possible stop-string prefix is released unless a
+            // stop string actually matched.
+            if !s.hit_stop_string {
+                let tail = s.utf8.finish();
+                let step = s.stop.push(&tail);
+                let stopped = step.is_stopped();
+                let mut released = step.text;
+                if !stopped {
+                    released.push_str(&s.stop.finish());
                 }
-                Completion {
-                    text: s.text,
-                    tokens: s.tokens,
-                    finish_reason: s.finish.unwrap_or(FinishReason::Length),
-                    n_prompt_tokens: prompt_ids.len(),
+                if !released.is_empty() {
+                    on_text(s.request_idx, s.idx, &released);
+                    s.text.push_str(&released);
                 }
-            })
-            .collect())
+            }
+            out[s.request_idx].push(Completion {
+                text: s.text,
+                tokens: s.tokens,
+                finish_reason: s.finish.unwrap_or(FinishReason::Length),
+                n_prompt_tokens: requests[s.request_idx].prompt.len(),
+            });
+        }
+        Ok(out)
     }
 }
 

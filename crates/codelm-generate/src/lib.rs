@@ -33,6 +33,6 @@ pub mod stop;
 pub use chat::{ChatTemplate, Message, CHATML_TEMPLATE};
 pub use error::{Error, Result};
 pub use fim::{FimFamily, FimFormat, FimInput, FimOrder, Segment};
-pub use generate::{Completion, Engine, FinishReason, GenerateOptions, Prompt};
+pub use generate::{Completion, Engine, FinishReason, GenerateOptions, Prompt, Request};
 pub use sampler::{log_softmax, logprobs, Logprobs, Sampler, SamplingParams, TokenLogprob};
 pub use stop::{StopMatcher, StopStep, Utf8Stream};
