@@ -47,9 +47,28 @@ pub fn softmax(xs: &mut [f32]) {
     }
 }
 
+/// Whether the AVX2+FMA versions can run (checked once, then cached by std).
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Dot product.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA were detected at run time; lengths are equal.
+        return unsafe { avx2::dot(a, b) };
+    }
     // Eight independent accumulators let the compiler vectorise without
     // reassociating a single sum.
     let mut acc = [0.0f32; 8];
@@ -69,8 +88,70 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `dst += scale · src`.
 #[inline]
 pub fn axpy(dst: &mut [f32], scale: f32, src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA were detected at run time; lengths are equal.
+        return unsafe { avx2::axpy(dst, scale, src) };
+    }
     for (d, s) in dst.iter_mut().zip(src) {
         *d += scale * s;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i + 8)),
+                _mm256_loadu_ps(b.as_ptr().add(i + 8)),
+                acc1,
+            );
+            i += 16;
+        }
+        let acc = _mm256_add_ps(acc0, acc1);
+        let lo = _mm256_castps256_ps128(acc);
+        let hi = _mm256_extractf128_ps(acc, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        let mut sum = _mm_cvtss_f32(s);
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy(dst: &mut [f32], scale: f32, src: &[f32]) {
+        let n = dst.len();
+        let k = _mm256_set1_ps(scale);
+        let mut i = 0;
+        while i + 8 <= n {
+            let d = _mm256_loadu_ps(dst.as_ptr().add(i));
+            _mm256_storeu_ps(
+                dst.as_mut_ptr().add(i),
+                _mm256_fmadd_ps(k, _mm256_loadu_ps(src.as_ptr().add(i)), d),
+            );
+            i += 8;
+        }
+        while i < n {
+            dst[i] += scale * src[i];
+            i += 1;
+        }
     }
 }
 
@@ -84,6 +165,21 @@ mod tests {
         rms_norm(&mut xs, &[1.0; 4], 0.0);
         let rms = (xs.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
         assert!((rms - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn dot_and_axpy_match_plain_loops_for_odd_lengths() {
+        for n in [0, 1, 7, 8, 15, 16, 17, 64, 100] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let expected: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - expected).abs() < 1e-4, "n={n}");
+            let mut d = a.clone();
+            axpy(&mut d, 0.5, &b);
+            for i in 0..n {
+                assert!((d[i] - (a[i] + 0.5 * b[i])).abs() < 1e-6);
+            }
+        }
     }
 
     #[test]

@@ -175,6 +175,26 @@ pub fn dot_rows(
                 }
             }
             Activations::Q8K(blocks, per_row) => {
+                #[cfg(target_arch = "x86_64")]
+                if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
+                    // Four tokens per pass: each weight super-block is decoded once
+                    // into registers and multiplied with all four.
+                    let mut t = 0;
+                    while t + 4 <= n {
+                        let ys: [&[BlockQ8K]; 4] = std::array::from_fn(|i| {
+                            &blocks[(t + i) * per_row..(t + i + 1) * per_row]
+                        });
+                        // SAFETY: AVX2, FMA and F16C were detected at run time.
+                        let sums = unsafe { avx2::dot_q8k_x4_tokens(dtype, row, ys) };
+                        out[t..t + 4].copy_from_slice(&sums);
+                        t += 4;
+                    }
+                    for (t, o) in out.iter_mut().enumerate().skip(t) {
+                        let ys = &blocks[t * per_row..(t + 1) * per_row];
+                        *o = dot_q8k(dtype, row, ys, true);
+                    }
+                    continue;
+                }
                 for (t, o) in out.iter_mut().enumerate() {
                     let ys = &blocks[t * per_row..(t + 1) * per_row];
                     *o = dot_q8k(dtype, row, ys, use_avx2);
@@ -490,6 +510,111 @@ mod avx2 {
         hsum(acc)
     }
 
+    /// One Q4_K/Q6_K row · four tokens' Q8_K activations.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let bb = dtype.block_bytes();
+        let low4 = _mm256_set1_epi8(0xF);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut acc_min = [0.0f32; 4];
+        for (i, b) in row.chunks_exact(bb).enumerate() {
+            let y: [&BlockQ8K; 4] = std::array::from_fn(|t| ys[t].get_unchecked(i));
+            let mut sumi = [_mm256_setzero_si256(); 4];
+            let d;
+            if dtype == GgmlType::Q4_K {
+                d = f16_at(b, 0);
+                let dmin = f16_at(b, 2);
+                let scales = &b[4..16];
+                let mut sc = [0u8; 8];
+                let mut m = [0i32; 8];
+                for j in 0..8 {
+                    let (s, mn) = scale_min_k4(j, scales);
+                    sc[j] = s;
+                    m[j] = mn as i32;
+                }
+                for t in 0..4 {
+                    let summ: i32 = (0..8)
+                        .map(|j| m[j] * (y[t].bsums[2 * j] as i32 + y[t].bsums[2 * j + 1] as i32))
+                        .sum();
+                    acc_min[t] += dmin * y[t].d * summ as f32;
+                }
+                for chunk in 0..4 {
+                    let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
+                    let lo = _mm256_and_si256(q, low4);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                    let s1 = _mm256_set1_epi16(sc[2 * chunk] as i16);
+                    let s2 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
+                    for t in 0..4 {
+                        let y_lo =
+                            _mm256_loadu_si256(y[t].qs.as_ptr().add(64 * chunk) as *const __m256i);
+                        let y_hi = _mm256_loadu_si256(
+                            y[t].qs.as_ptr().add(64 * chunk + 32) as *const __m256i
+                        );
+                        let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y_lo), s1);
+                        let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y_hi), s2);
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+                    }
+                }
+            } else {
+                d = f16_at(b, 208);
+                let sc = &b[192..208];
+                for t in 0..4 {
+                    let bias: i32 = (0..16)
+                        .map(|j| (sc[j] as i8) as i32 * y[t].bsums[j] as i32)
+                        .sum();
+                    acc_min[t] += 32.0 * d * y[t].d * bias as f32;
+                }
+                let three = _mm256_set1_epi8(3);
+                for half in 0..2 {
+                    let ql = b.as_ptr().add(64 * half);
+                    let qh = _mm256_loadu_si256(b.as_ptr().add(128 + 32 * half) as *const __m256i);
+                    let ql0 = _mm256_loadu_si256(ql as *const __m256i);
+                    let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+                    let quants = [
+                        _mm256_or_si256(
+                            _mm256_and_si256(ql0, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(qh, three), 4),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(ql1, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), three), 4),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4),
+                        ),
+                    ];
+                    for (group, q) in quants.iter().enumerate() {
+                        let pos = 128 * half + 32 * group;
+                        let s0 = (sc[pos / 16] as i8) as i16;
+                        let s1 = (sc[pos / 16 + 1] as i8) as i16;
+                        let scale = _mm256_setr_epi16(
+                            s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1,
+                        );
+                        for t in 0..4 {
+                            let qy =
+                                _mm256_loadu_si256(y[t].qs.as_ptr().add(pos) as *const __m256i);
+                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*q, qy), scale);
+                            sumi[t] = _mm256_add_epi32(sumi[t], p);
+                        }
+                    }
+                }
+            }
+            for t in 0..4 {
+                acc[t] = _mm256_fmadd_ps(
+                    _mm256_set1_ps(d * y[t].d),
+                    _mm256_cvtepi32_ps(sumi[t]),
+                    acc[t],
+                );
+            }
+        }
+        std::array::from_fn(|t| hsum(acc[t]) - acc_min[t])
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
         let bb = dtype.block_bytes();
@@ -650,7 +775,7 @@ mod tests {
                 .flat_map(|r| quantize_row(dtype, &random(cols, 40 + r as u64, 1.5)))
                 .collect();
             let row_bytes = rows.len() / n_rows;
-            for n in [1, 3] {
+            for n in [1, 3, 6] {
                 let x = random(n * cols, 77, 1.0);
                 let acts = Activations::quantize(dtype, &x, n, cols);
                 let mut tile = vec![0f32; n_rows * n];
