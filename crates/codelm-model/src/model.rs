@@ -380,7 +380,14 @@ impl Config {
         };
         let n_embd = int("hidden_size")?;
         let n_head = int("num_attention_heads")?;
-        let scaling = &json["rope_scaling"];
+        // transformers 5 writes `rope_parameters` (θ included) instead of
+        // `rope_theta` + `rope_scaling`.
+        let params = &json["rope_parameters"];
+        let scaling = if json["rope_scaling"].is_object() {
+            &json["rope_scaling"]
+        } else {
+            params
+        };
         let factor = scaling["factor"].as_f64().unwrap_or(1.0) as f32;
         let rope_scaling = match scaling["type"].as_str().or(scaling["rope_type"].as_str()) {
             Some("linear") => RopeScaling::Linear { factor },
@@ -407,7 +414,10 @@ impl Config {
             n_ff: int("intermediate_size")?,
             n_ctx_train: int("max_position_embeddings")?,
             rms_eps: json["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
-            rope_theta: json["rope_theta"].as_f64().unwrap_or(10000.0) as f32,
+            rope_theta: json["rope_theta"]
+                .as_f64()
+                .or(params["rope_theta"].as_f64())
+                .unwrap_or(10000.0) as f32,
             // Hugging Face checkpoints rotate halves for every architecture.
             rope_style: RopeStyle::Neox,
             rope_scaling,
@@ -417,7 +427,16 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        let ok = self.n_head > 0
+        // Generous bounds that no real model reaches; they keep forged counts from
+        // turning into huge allocations.
+        let bounded = self.n_layer <= 4096
+            && self.n_embd <= 1 << 17
+            && self.n_ff <= 1 << 20
+            && self.n_head <= 4096
+            && self.head_dim <= 4096
+            && self.n_vocab <= 1 << 24;
+        let ok = bounded
+            && self.n_head > 0
             && self.n_kv_head > 0
             && self.n_head % self.n_kv_head == 0
             && self.head_dim > 0
@@ -455,7 +474,8 @@ impl Model {
     pub fn from_weights(config: Config, w: &dyn WeightSource) -> Result<Model> {
         let c = &config;
         let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
-        let mut layers = Vec::with_capacity(c.n_layer);
+        // No capacity from the file's counts: a forged count must not allocate.
+        let mut layers = Vec::new();
         for i in 0..c.n_layer {
             let bias = |g: &str, h: &str, len: usize| -> Result<Option<Vec<f32>>> {
                 let n = layer_name(i, g, h);

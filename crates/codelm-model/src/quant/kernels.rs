@@ -467,17 +467,18 @@ mod avx2 {
         }
     }
 
-    /// A row decoded by [`unpack_row`] · Q8_0 activations.
+    /// A row decoded by [`unpack_row`] · Q8_0 activations. Sums blocks in the same
+    /// order as [`dot_q8`], so both give bit-identical results.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_unpacked(qs: &[i8], scales: &[f32], ys: &[BlockQ8]) -> f32 {
-        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut acc = _mm256_setzero_ps();
         for (j, (&scale, y)) in scales.iter().zip(ys).enumerate() {
             let qx = _mm256_loadu_si256(qs.as_ptr().add(32 * j) as *const __m256i);
             let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let d = _mm256_set1_ps(scale * y.d);
-            acc[j & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc[j & 1]);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc);
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        hsum(acc)
     }
 
     /// Four rows of a legacy type · one token's Q8_0 activations.
@@ -510,7 +511,8 @@ mod avx2 {
         hsum(acc)
     }
 
-    /// One Q4_K/Q6_K row · four tokens' Q8_K activations.
+    /// One Q4_K/Q6_K row · four tokens' Q8_K activations, bit-identical to four
+    /// calls of [`dot_q8k`].
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
         let bb = dtype.block_bytes();
@@ -536,7 +538,7 @@ mod avx2 {
                     let summ: i32 = (0..8)
                         .map(|j| m[j] * (y[t].bsums[2 * j] as i32 + y[t].bsums[2 * j + 1] as i32))
                         .sum();
-                    acc_min[t] += dmin * y[t].d * summ as f32;
+                    acc_min[t] += (dmin * y[t].d) * summ as f32;
                 }
                 for chunk in 0..4 {
                     let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
@@ -562,7 +564,8 @@ mod avx2 {
                     let bias: i32 = (0..16)
                         .map(|j| (sc[j] as i8) as i32 * y[t].bsums[j] as i32)
                         .sum();
-                    acc_min[t] += 32.0 * d * y[t].d * bias as f32;
+                    // Same rounding order as `dot_q8k`: (d · d_y), then the rest.
+                    acc_min[t] += 32.0 * (d * y[t].d) * bias as f32;
                 }
                 let three = _mm256_set1_epi8(3);
                 for half in 0..2 {
@@ -795,6 +798,21 @@ mod tests {
                             }
                         };
                         let got = tile[r * n + t];
+                        let fast = match &acts {
+                            Activations::Q8(ys, per) if has_avx2() => {
+                                dot_q8(dtype, row, &ys[t * per..(t + 1) * per], true)
+                            }
+                            Activations::Q8K(ys, per) if has_avx2() => {
+                                dot_q8k(dtype, row, &ys[t * per..(t + 1) * per], true)
+                            }
+                            _ => expected,
+                        };
+                        // Tiles must not change a single bit: batching is invisible.
+                        assert_eq!(
+                            got.to_bits(),
+                            fast.to_bits(),
+                            "{dtype:?} n={n} row {r} token {t}"
+                        );
                         assert!(
                             (got - expected).abs() <= 1e-4 * expected.abs().max(1.0),
                             "{dtype:?} n={n} row {r} token {t}: {got} vs {expected}"
