@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod datasets;
 mod error;
 mod hf;
 mod progress;
@@ -36,6 +37,7 @@ mod registry;
 mod stage;
 
 pub use cache::{cache_dir, model_path, CACHE_ENV};
+pub use datasets::{humaneval, humaneval_path, HUMANEVAL_REQUIREMENT};
 pub use error::{Error, Result, Source};
 pub use pull::{list, pull, resolve, ListedModel, PullOptions, OFFLINE_HF_ENV, PYTHON_ENV};
 pub use registry::{default_model, find, lookup, registry, ModelEntry, PypiParts};

@@ -25,6 +25,8 @@ enum Command {
     Infill(InfillArgs),
     /// Run a program in the sandbox and print its outcome.
     Exec(crate::exec::ExecArgs),
+    /// Evaluate a model by execution: HumanEval, MBPP, pass@k.
+    Eval(crate::eval::EvalArgs),
     /// List or fetch registry models.
     Models {
         #[command(subcommand)]
@@ -141,6 +143,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Chat(args) => generate::chat(args),
         Command::Infill(args) => generate::infill(args),
         Command::Exec(args) => crate::exec::run(&args),
+        Command::Eval(args) => crate::eval::run(args),
         Command::Models { command } => match command {
             ModelsCommand::List { json } => generate::models_list(json),
             ModelsCommand::Pull { name } => generate::models_pull(&name),

@@ -6,6 +6,7 @@
 //! which is the reference, and an AVX2+FMA version chosen at run time.
 
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use super::blocks::{f16_at, scale_min_k4, GgmlType, QK_K};
 
@@ -46,14 +47,23 @@ impl<'a> Activations<'a> {
     pub fn quantize(dtype: GgmlType, xs: &'a [f32], n: usize, cols: usize) -> Self {
         match dtype {
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => Activations::F32(xs, cols),
+            // Many rows (a prefill) are quantized in parallel; blocks are independent.
             GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
-                let _ = n;
-                Activations::Q8(xs.chunks_exact(32).map(quantize_q8).collect(), cols / 32)
+                let blocks = if n >= 16 {
+                    xs.par_chunks_exact(32).map(quantize_q8).collect()
+                } else {
+                    xs.chunks_exact(32).map(quantize_q8).collect()
+                };
+                Activations::Q8(blocks, cols / 32)
             }
-            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Activations::Q8K(
-                xs.chunks_exact(QK_K).map(quantize_q8k).collect(),
-                cols / QK_K,
-            ),
+            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+                let blocks = if n >= 16 {
+                    xs.par_chunks_exact(QK_K).map(quantize_q8k).collect()
+                } else {
+                    xs.chunks_exact(QK_K).map(quantize_q8k).collect()
+                };
+                Activations::Q8K(blocks, cols / QK_K)
+            }
         }
     }
 }

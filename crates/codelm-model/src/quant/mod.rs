@@ -175,10 +175,11 @@ impl QMatrix {
                 &acts,
                 &mut tile,
             );
-            // `tile` is (row, token); scatter into out (token, row).
+            // `tile` is (row, token); scatter into out (token, row) token by token, so
+            // the writes are contiguous runs rather than one cache line per element.
             let out_ptr = &out_ptr;
-            for (local, row_idx) in (start..end).enumerate() {
-                for token_idx in 0..n {
+            for token_idx in 0..n {
+                for (local, row_idx) in (start..end).enumerate() {
                     // SAFETY: tasks write disjoint row ranges of `out`, which outlives
                     // the parallel loop; indices are in bounds by construction.
                     unsafe {
