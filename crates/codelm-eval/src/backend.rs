@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use codelm_generate::{Engine, GenerateOptions, Message, Prompt, SamplingParams};
+use codelm_generate::{Engine, GenerateOptions, Message, Prompt, Request, SamplingParams};
 use serde_json::{json, Value};
 
 use crate::prompt::EvalPrompt;
@@ -55,6 +55,20 @@ pub struct Generated {
 pub trait Backend {
     /// Generates `params.n` samples for `prompt`.
     fn generate(&mut self, prompt: &EvalPrompt, params: &GenParams) -> Result<Vec<Generated>>;
+
+    /// Generates for several prompts; each prompt's result stands alone, so one
+    /// rejected prompt does not fail the others. Backends that can decode prompts
+    /// together (the local engine) override this; the results are the same.
+    fn generate_many(
+        &mut self,
+        prompts: &[EvalPrompt],
+        params: &GenParams,
+    ) -> Vec<Result<Vec<Generated>>> {
+        prompts
+            .iter()
+            .map(|prompt| self.generate(prompt, params))
+            .collect()
+    }
 
     /// The exact text the model reads for `prompt`, for the report.
     fn render(&self, prompt: &EvalPrompt) -> Result<String>;
@@ -123,9 +137,14 @@ pub fn quantization(types: &[(&str, usize)]) -> String {
     format!("{dominant} ({})", shares.join(", "))
 }
 
-impl Backend for LocalBackend {
-    fn generate(&mut self, prompt: &EvalPrompt, params: &GenParams) -> Result<Vec<Generated>> {
-        let (engine_prompt, prefix, stop) = match prompt {
+impl LocalBackend {
+    /// The engine prompt, the reply prefix to put back in front, and the stops.
+    fn request(
+        &self,
+        prompt: &EvalPrompt,
+        params: &GenParams,
+    ) -> Result<(Prompt, String, Vec<String>)> {
+        Ok(match prompt {
             EvalPrompt::Text(text) => (
                 Prompt::Text(text.clone()),
                 String::new(),
@@ -139,8 +158,11 @@ impl Backend for LocalBackend {
                 response_prefix.clone(),
                 INSTRUCT_STOPS.iter().map(|stop| stop.to_string()).collect(),
             ),
-        };
-        let opts = GenerateOptions {
+        })
+    }
+
+    fn options(params: &GenParams, stop: Vec<String>) -> GenerateOptions {
+        GenerateOptions {
             n: params.n,
             max_tokens: params.max_tokens,
             sampling: SamplingParams {
@@ -150,19 +172,92 @@ impl Backend for LocalBackend {
                 ..SamplingParams::default()
             },
             stop,
-        };
+        }
+    }
+}
+
+fn to_generated(prefix: &str, completions: Vec<codelm_generate::Completion>) -> Vec<Generated> {
+    completions
+        .into_iter()
+        .map(|completion| Generated {
+            text: format!("{prefix}{}", completion.text),
+            finish_reason: completion.finish_reason.as_str().to_string(),
+            n_tokens: completion.tokens.len(),
+        })
+        .collect()
+}
+
+impl Backend for LocalBackend {
+    fn generate(&mut self, prompt: &EvalPrompt, params: &GenParams) -> Result<Vec<Generated>> {
+        let (engine_prompt, prefix, stop) = self.request(prompt, params)?;
+        let opts = LocalBackend::options(params, stop);
         let completions = self
             .engine
             .generate(&engine_prompt, &opts, &mut |_, _| true)
             .map_err(Error::Engine)?;
-        Ok(completions
-            .into_iter()
-            .map(|completion| Generated {
-                text: format!("{prefix}{}", completion.text),
-                finish_reason: completion.finish_reason.as_str().to_string(),
-                n_tokens: completion.tokens.len(),
-            })
-            .collect())
+        Ok(to_generated(&prefix, completions))
+    }
+
+    fn generate_many(
+        &mut self,
+        prompts: &[EvalPrompt],
+        params: &GenParams,
+    ) -> Vec<Result<Vec<Generated>>> {
+        // Prompts that tokenize and fit the context are decoded as one batch.
+        let mut results: Vec<Option<Result<Vec<Generated>>>> =
+            prompts.iter().map(|_| None).collect();
+        let mut batch: Vec<(usize, String, Request)> = Vec::new();
+        for (idx, prompt) in prompts.iter().enumerate() {
+            let prepared =
+                self.request(prompt, params)
+                    .and_then(|(engine_prompt, prefix, stop)| {
+                        let ids = self
+                            .engine
+                            .tokenize(&engine_prompt)
+                            .map_err(Error::Engine)?;
+                        if ids.len() >= self.engine.n_ctx() {
+                            let message = format!(
+                                "the prompt has {} tokens; the context holds {}",
+                                ids.len(),
+                                self.engine.n_ctx()
+                            );
+                            return Err(Error::Engine(codelm_generate::Error::BadRequest(message)));
+                        }
+                        Ok((prefix, ids, stop))
+                    });
+            match prepared {
+                Ok((prefix, ids, stop)) => batch.push((
+                    idx,
+                    prefix,
+                    Request {
+                        prompt: ids,
+                        stop_tokens: Vec::new(),
+                        options: LocalBackend::options(params, stop),
+                    },
+                )),
+                Err(error) => results[idx] = Some(Err(error)),
+            }
+        }
+        let requests: Vec<Request> = batch
+            .iter()
+            .map(|(_, _, request)| request.clone())
+            .collect();
+        match self.engine.generate_batch(&requests, &mut |_, _, _| true) {
+            Ok(outputs) => {
+                for ((idx, prefix, _), completions) in batch.into_iter().zip(outputs) {
+                    results[idx] = Some(Ok(to_generated(&prefix, completions)));
+                }
+            }
+            // A batch-wide failure falls back to one prompt at a time, so each
+            // prompt gets its own verdict.
+            Err(_) => {
+                for (idx, _, _) in batch {
+                    results[idx] = Some(self.generate(&prompts[idx], params));
+                }
+            }
+        }
+        // Every index was filled above: by its error, the batch, or the fallback.
+        results.into_iter().flatten().collect()
     }
 
     fn render(&self, prompt: &EvalPrompt) -> Result<String> {

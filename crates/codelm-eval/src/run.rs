@@ -509,55 +509,70 @@ fn generate_all<'a>(
         stop: stops.clone(),
         ..options.params.clone()
     };
-    for task in tasks {
-        let missing: Vec<usize> = (0..params.n)
-            .filter(|idx| !stored.contains(&(task.task_id.clone(), *idx)))
+    // Tasks are generated in chunks so a local engine can decode them as one
+    // batch (about 16 sequences at a time); batching does not change any token.
+    let chunk_len = (16 / params.n.max(1)).max(1);
+    let pending: Vec<(&'a Task, Vec<usize>)> = tasks
+        .iter()
+        .map(|task| {
+            let missing = (0..params.n)
+                .filter(|idx| !stored.contains(&(task.task_id.clone(), *idx)))
+                .collect::<Vec<usize>>();
+            (*task, missing)
+        })
+        .filter(|(_, missing)| !missing.is_empty())
+        .collect();
+    for chunk in pending.chunks(chunk_len) {
+        let prompts: Vec<_> = chunk
+            .iter()
+            .map(|(task, _)| prompt::build(dataset, task, options.mode))
             .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        let eval_prompt = prompt::build(dataset, task, options.mode);
         let started = Instant::now();
-        let generated = match backend.generate(&eval_prompt, &params) {
-            Ok(generated) => generated,
-            // A prompt the engine rejects (too long, say) fails its samples
-            // rather than the run; transport errors stop the run.
-            Err(Error::Engine(cause)) => (0..params.n)
-                .map(|_| crate::backend::Generated {
-                    text: String::new(),
-                    finish_reason: format!("error: {cause}"),
-                    n_tokens: 0,
-                })
-                .collect(),
-            Err(error) => return Err(error),
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        let mut records = Vec::new();
-        for idx in missing {
-            let Some(sample) = generated.get(idx) else {
-                continue;
+        let results = backend.generate_many(&prompts, &params);
+        let seconds = started.elapsed().as_secs_f64() / chunk.len() as f64;
+        for ((task, missing), result) in chunk.iter().zip(results) {
+            let task: &'a Task = task;
+            let missing = missing.clone();
+            let generated = match result {
+                Ok(generated) => generated,
+                // A prompt the engine rejects (too long, say) fails its samples
+                // rather than the run; transport errors stop the run.
+                Err(Error::Engine(cause)) => (0..params.n)
+                    .map(|_| crate::backend::Generated {
+                        text: String::new(),
+                        finish_reason: format!("error: {cause}"),
+                        n_tokens: 0,
+                    })
+                    .collect(),
+                Err(error) => return Err(error),
             };
-            let record = SampleRecord {
-                task_id: task.task_id.clone(),
-                sample_idx: idx,
-                completion: sample.text.clone(),
-                solution: solution_for(
-                    dataset.benchmark,
-                    options.mode,
-                    task,
-                    &sample.text,
-                    &stops,
-                )?,
-                finish_reason: sample.finish_reason.clone(),
-                n_tokens: sample.n_tokens,
-                generation_s: seconds,
-            };
-            append_sample(store, &record)?;
-            records.push(record);
-        }
-        if !send(task, records) {
-            // Execution failed; stop generating and let the caller report it.
-            return Ok(());
+            let mut records = Vec::new();
+            for idx in missing {
+                let Some(sample) = generated.get(idx) else {
+                    continue;
+                };
+                let record = SampleRecord {
+                    task_id: task.task_id.clone(),
+                    sample_idx: idx,
+                    completion: sample.text.clone(),
+                    solution: solution_for(
+                        dataset.benchmark,
+                        options.mode,
+                        task,
+                        &sample.text,
+                        &stops,
+                    )?,
+                    finish_reason: sample.finish_reason.clone(),
+                    n_tokens: sample.n_tokens,
+                    generation_s: seconds,
+                };
+                append_sample(store, &record)?;
+                records.push(record);
+            }
+            if !send(task, records) {
+                // Execution failed; stop generating and let the caller report it.
+                return Ok(());
+            }
         }
     }
     Ok(())
