@@ -521,6 +521,30 @@ mod avx2 {
         hsum(acc)
     }
 
+    /// The 128 six-bit quants of half `half` of a Q6_K block, as four vectors of
+    /// 32 values in `[0, 64)`, in element order.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q6k_quants(b: &[u8], half: usize) -> [__m256i; 4] {
+        let low4 = _mm256_set1_epi8(0xF);
+        let three = _mm256_set1_epi8(3);
+        let ql = b.as_ptr().add(64 * half);
+        let qh = _mm256_loadu_si256(b.as_ptr().add(128 + 32 * half) as *const __m256i);
+        let ql0 = _mm256_loadu_si256(ql as *const __m256i);
+        let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+        // Bits 2k..2k+2 of `qh` are the high bits of the k-th group of 32.
+        let high0 = _mm256_slli_epi16(_mm256_and_si256(qh, three), 4);
+        let high1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4);
+        let high2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), three), 4);
+        let high3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4);
+        [
+            _mm256_or_si256(_mm256_and_si256(ql0, low4), high0),
+            _mm256_or_si256(_mm256_and_si256(ql1, low4), high1),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), high2),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), high3),
+        ]
+    }
+
     /// One Q4_K/Q6_K row · four tokens' Q8_K activations, bit-identical to four
     /// calls of [`dot_q8k`].
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -577,30 +601,8 @@ mod avx2 {
                     // Same rounding order as `dot_q8k`: (d · d_y), then the rest.
                     acc_min[t] += 32.0 * (d * y[t].d) * bias as f32;
                 }
-                let three = _mm256_set1_epi8(3);
                 for half in 0..2 {
-                    let ql = b.as_ptr().add(64 * half);
-                    let qh = _mm256_loadu_si256(b.as_ptr().add(128 + 32 * half) as *const __m256i);
-                    let ql0 = _mm256_loadu_si256(ql as *const __m256i);
-                    let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
-                    let quants = [
-                        _mm256_or_si256(
-                            _mm256_and_si256(ql0, low4),
-                            _mm256_slli_epi16(_mm256_and_si256(qh, three), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(ql1, low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), three), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4),
-                        ),
-                    ];
+                    let quants = q6k_quants(b, half);
                     for (group, q) in quants.iter().enumerate() {
                         let pos = 128 * half + 32 * group;
                         let s0 = (sc[pos / 16] as i8) as i16;
@@ -674,30 +676,8 @@ mod avx2 {
                     sum_bias += (sc[j] as i8) as i32 * y.bsums[j] as i32;
                 }
                 acc_min += 32.0 * d * sum_bias as f32;
-                let three = _mm256_set1_epi8(3);
                 for half in 0..2 {
-                    let ql = b.as_ptr().add(64 * half);
-                    let qh = _mm256_loadu_si256(b.as_ptr().add(128 + 32 * half) as *const __m256i);
-                    let ql0 = _mm256_loadu_si256(ql as *const __m256i);
-                    let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
-                    let quants = [
-                        _mm256_or_si256(
-                            _mm256_and_si256(ql0, low4),
-                            _mm256_slli_epi16(_mm256_and_si256(qh, three), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(ql1, low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), three), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), three), 4),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4),
-                        ),
-                    ];
+                    let quants = q6k_quants(b, half);
                     for (group, q) in quants.iter().enumerate() {
                         let pos = 128 * half + 32 * group;
                         let qy = _mm256_loadu_si256(y.qs.as_ptr().add(pos) as *const __m256i);
