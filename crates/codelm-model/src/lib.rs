@@ -7,6 +7,7 @@ pub mod ops;
 pub mod quant;
 pub mod rope;
 pub mod safetensors;
+pub mod testing;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -23,315 +23,16 @@ use std::path::{Path, PathBuf};
 use codelm_model::gguf::GgufWriter;
 use codelm_model::quant::{blocks, quantize_row, GgmlType};
 use codelm_model::safetensors::SafeTensors;
+use codelm_model::testing::{
+    n_vocab, random_weights, tiny_metadata, tiny_writer, write_tiny_model, SplitMix64, TinySpec,
+    TinyTensor,
+};
 use codelm_model::{Error, KvCache, MetaValue, Model};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------
-// The tiny-model builder (copied into codelm-generate/tests/engine.rs).
+// Test helpers (the tiny-model builder is `codelm_model::testing`).
 // ---------------------------------------------------------------------------------
-
-/// A small deterministic generator (SplitMix64) so weights do not depend on a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-
-    /// A standard normal sample (Box–Muller).
-    fn normal(&mut self) -> f32 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next_u64() % n as u64) as u32
-    }
-}
-
-/// Hyper-parameters of a tiny model.
-#[derive(Clone, Debug)]
-struct Spec {
-    arch: &'static str,
-    n_embd: usize,
-    n_layer: usize,
-    n_head: usize,
-    n_kv_head: usize,
-    n_ff: usize,
-    n_ctx: usize,
-    seed: u64,
-}
-
-impl Spec {
-    /// n_embd 64, 2 layers, 4 heads, 2 kv heads, head_dim 16, n_ff 128.
-    fn small() -> Spec {
-        Spec {
-            arch: "qwen2",
-            n_embd: 64,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_head: 2,
-            n_ff: 128,
-            n_ctx: 64,
-            seed: 42,
-        }
-    }
-
-    /// Rows of 256 everywhere, for the K-quant block size.
-    fn wide() -> Spec {
-        Spec {
-            n_embd: 256,
-            n_ff: 256,
-            ..Spec::small()
-        }
-    }
-
-    fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
-    }
-}
-
-/// GPT-2's byte ↔ printable character map.
-fn byte_to_char() -> Vec<char> {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut chars: Vec<u32> = printable.clone();
-    let mut extra = 0;
-    for b in 0..256u32 {
-        if !printable.contains(&b) {
-            printable.push(b);
-            chars.push(256 + extra);
-            extra += 1;
-        }
-    }
-    let mut map = vec![' '; 256];
-    for (b, c) in printable.iter().zip(&chars) {
-        map[*b as usize] = char::from_u32(*c).unwrap();
-    }
-    map
-}
-
-const MERGES: &[(&str, &str)] = &[
-    ("Ġ", "t"),
-    ("h", "e"),
-    ("Ġt", "he"),
-    ("i", "n"),
-    ("Ġ", "in"),
-    ("e", "r"),
-    ("d", "e"),
-    ("de", "f"),
-    ("Ġ", "Ġ"),
-    ("ĠĠ", "ĠĠ"),
-    ("r", "e"),
-    ("re", "t"),
-    ("u", "r"),
-    ("ret", "ur"),
-    ("retur", "n"),
-    ("Ġ", "re"),
-    ("(", ")"),
-    (":", "Ċ"),
-    ("Ġ", "a"),
-    ("Ġ", "b"),
-    ("s", "e"),
-    ("l", "f"),
-    ("se", "lf"),
-    ("p", "r"),
-    ("pr", "in"),
-    ("prin", "t"),
-];
-
-const SPECIALS: &[&str] = &[
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-];
-
-const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
-
-/// A minimal Qwen-style byte-level BPE vocabulary: 256 byte tokens (id = byte), one
-/// token per merge, then the special tokens. Returns (tokens, token types, merges).
-fn vocab() -> (Vec<String>, Vec<i32>, Vec<String>) {
-    let mut tokens: Vec<String> = byte_to_char().iter().map(|c| c.to_string()).collect();
-    let mut types = vec![1; 256];
-    let mut merges = Vec::new();
-    for (a, b) in MERGES {
-        tokens.push(format!("{a}{b}"));
-        types.push(1);
-        merges.push(format!("{a} {b}"));
-    }
-    for s in SPECIALS {
-        tokens.push(s.to_string());
-        types.push(3);
-    }
-    (tokens, types, merges)
-}
-
-fn special_id(text: &str) -> u32 {
-    (256 + MERGES.len() + SPECIALS.iter().position(|s| *s == text).unwrap()) as u32
-}
-
-fn n_vocab() -> usize {
-    256 + MERGES.len() + SPECIALS.len()
-}
-
-/// A weight in Hugging Face order: `shape = [rows, cols]` or `[len]`, row-major.
-#[derive(Clone)]
-struct Tensor {
-    name: String,
-    shape: Vec<usize>,
-    data: Vec<f32>,
-}
-
-/// Random weights under GGUF names; norms near 1, biases and matrices small. The
-/// output rows of special tokens are zero, so sampling almost never picks them.
-fn random_weights(spec: &Spec) -> Vec<Tensor> {
-    let mut rng = Rng(spec.seed);
-    let (d, hd) = (spec.n_embd, spec.head_dim());
-    let (q_dim, kv_dim) = (spec.n_head * hd, spec.n_kv_head * hd);
-    let mut out = Vec::new();
-    let mut push = |name: String, shape: Vec<usize>, kind: &str, rng: &mut Rng| {
-        let n: usize = shape.iter().product();
-        let fan_in = *shape.last().unwrap() as f32;
-        let data = (0..n)
-            .map(|_| match kind {
-                "norm" => 1.0 + 0.1 * rng.normal(),
-                "bias" => 0.1 * rng.normal(),
-                "embd" => rng.normal(),
-                "out" => 3.0 * rng.normal() / fan_in.sqrt(),
-                _ => rng.normal() / fan_in.sqrt(),
-            })
-            .collect();
-        out.push(Tensor { name, shape, data });
-    };
-    push(
-        "token_embd.weight".into(),
-        vec![n_vocab(), d],
-        "embd",
-        &mut rng,
-    );
-    for i in 0..spec.n_layer {
-        let b = |s: &str| format!("blk.{i}.{s}");
-        push(b("attn_norm.weight"), vec![d], "norm", &mut rng);
-        push(b("attn_q.weight"), vec![q_dim, d], "matrix", &mut rng);
-        push(b("attn_k.weight"), vec![kv_dim, d], "matrix", &mut rng);
-        push(b("attn_v.weight"), vec![kv_dim, d], "matrix", &mut rng);
-        if spec.arch == "qwen2" {
-            push(b("attn_q.bias"), vec![q_dim], "bias", &mut rng);
-            push(b("attn_k.bias"), vec![kv_dim], "bias", &mut rng);
-            push(b("attn_v.bias"), vec![kv_dim], "bias", &mut rng);
-        }
-        push(b("attn_output.weight"), vec![d, q_dim], "matrix", &mut rng);
-        push(b("ffn_norm.weight"), vec![d], "norm", &mut rng);
-        push(b("ffn_gate.weight"), vec![spec.n_ff, d], "matrix", &mut rng);
-        push(b("ffn_up.weight"), vec![spec.n_ff, d], "matrix", &mut rng);
-        push(b("ffn_down.weight"), vec![d, spec.n_ff], "matrix", &mut rng);
-    }
-    push("output_norm.weight".into(), vec![d], "norm", &mut rng);
-    push("output.weight".into(), vec![n_vocab(), d], "out", &mut rng);
-    let output = out.last_mut().unwrap();
-    for id in 256 + MERGES.len()..n_vocab() {
-        output.data[id * d..(id + 1) * d].fill(0.0);
-    }
-    out
-}
-
-/// Metadata as real GGUF files spell it, tokenizer included.
-fn metadata(spec: &Spec) -> Vec<(String, MetaValue)> {
-    let a = spec.arch;
-    let (tokens, types, merges) = vocab();
-    let strs = |v: Vec<String>| MetaValue::Array(v.into_iter().map(MetaValue::Str).collect());
-    vec![
-        ("general.architecture".into(), MetaValue::Str(a.into())),
-        ("general.name".into(), MetaValue::Str("tiny".into())),
-        (
-            format!("{a}.context_length"),
-            MetaValue::U32(spec.n_ctx as u32),
-        ),
-        (
-            format!("{a}.embedding_length"),
-            MetaValue::U32(spec.n_embd as u32),
-        ),
-        (
-            format!("{a}.block_count"),
-            MetaValue::U32(spec.n_layer as u32),
-        ),
-        (
-            format!("{a}.feed_forward_length"),
-            MetaValue::U32(spec.n_ff as u32),
-        ),
-        (
-            format!("{a}.attention.head_count"),
-            MetaValue::U32(spec.n_head as u32),
-        ),
-        (
-            format!("{a}.attention.head_count_kv"),
-            MetaValue::U32(spec.n_kv_head as u32),
-        ),
-        (
-            format!("{a}.attention.layer_norm_rms_epsilon"),
-            MetaValue::F32(1e-6),
-        ),
-        (format!("{a}.rope.freq_base"), MetaValue::F32(10000.0)),
-        ("tokenizer.ggml.model".into(), MetaValue::Str("gpt2".into())),
-        ("tokenizer.ggml.pre".into(), MetaValue::Str("qwen2".into())),
-        ("tokenizer.ggml.tokens".into(), strs(tokens)),
-        (
-            "tokenizer.ggml.token_type".into(),
-            MetaValue::Array(types.into_iter().map(MetaValue::I32).collect()),
-        ),
-        ("tokenizer.ggml.merges".into(), strs(merges)),
-        (
-            "tokenizer.ggml.eos_token_id".into(),
-            MetaValue::U32(special_id("<|im_end|>")),
-        ),
-        (
-            "tokenizer.ggml.bos_token_id".into(),
-            MetaValue::U32(special_id("<|endoftext|>")),
-        ),
-        (
-            "tokenizer.ggml.add_bos_token".into(),
-            MetaValue::Bool(false),
-        ),
-        (
-            "tokenizer.chat_template".into(),
-            MetaValue::Str(CHATML.into()),
-        ),
-    ]
-}
-
-/// A writer holding `meta` and `weights`, matrices stored as `dtype` and vectors as F32.
-fn writer(meta: &[(String, MetaValue)], weights: &[Tensor], dtype: GgmlType) -> GgufWriter {
-    let mut w = GgufWriter::new();
-    for (key, value) in meta {
-        w.meta(key, value.clone());
-    }
-    for t in weights {
-        let dims: Vec<usize> = t.shape.iter().rev().copied().collect();
-        let dtype = if t.shape.len() == 2 {
-            dtype
-        } else {
-            GgmlType::F32
-        };
-        w.tensor(&t.name, &dims, dtype, quantize_row(dtype, &t.data));
-    }
-    w
-}
 
 /// A directory removed on drop.
 struct TempDir(PathBuf);
@@ -388,11 +89,11 @@ fn check_load_error(case: &str, files: &[(&str, &[u8])], is_expected: impl Fn(&E
     }
 }
 
-fn valid_bytes() -> (Vec<u8>, Vec<Tensor>) {
-    let spec = Spec::small();
+fn valid_bytes() -> (Vec<u8>, Vec<TinyTensor>) {
+    let spec = TinySpec::small();
     let weights = random_weights(&spec);
     (
-        writer(&metadata(&spec), &weights, GgmlType::F32).to_bytes(),
+        tiny_writer(&tiny_metadata(&spec), &weights, GgmlType::F32).to_bytes(),
         weights,
     )
 }
@@ -463,9 +164,10 @@ fn bad_magic_and_versions_are_rejected() {
 
 #[test]
 fn unknown_architecture_is_named() {
-    let mut spec = Spec::small();
+    let mut spec = TinySpec::small();
     spec.arch = "gpt-neox";
-    let bytes = writer(&metadata(&spec), &random_weights(&spec), GgmlType::F32).to_bytes();
+    let bytes =
+        tiny_writer(&tiny_metadata(&spec), &random_weights(&spec), GgmlType::F32).to_bytes();
     check_error(
         "gpt-neox",
         &bytes,
@@ -495,29 +197,29 @@ fn unsupported_tensor_type_names_the_tensor() {
 
 #[test]
 fn missing_and_misshapen_tensors_are_named() {
-    let spec = Spec::small();
-    let meta = metadata(&spec);
+    let spec = TinySpec::small();
+    let meta = tiny_metadata(&spec);
     let weights = random_weights(&spec);
 
-    let without: Vec<Tensor> = weights
+    let without: Vec<TinyTensor> = weights
         .iter()
         .filter(|t| t.name != "blk.1.ffn_down.weight")
         .cloned()
         .collect();
     check_error(
         "missing ffn_down",
-        &writer(&meta, &without, GgmlType::F32).to_bytes(),
+        &tiny_writer(&meta, &without, GgmlType::F32).to_bytes(),
         |e| matches!(e, Error::MissingTensor { tensor, .. } if tensor == "blk.1.ffn_down.weight"),
     );
 
-    let without_norm: Vec<Tensor> = weights
+    let without_norm: Vec<TinyTensor> = weights
         .iter()
         .filter(|t| t.name != "output_norm.weight")
         .cloned()
         .collect();
     check_error(
         "missing output_norm",
-        &writer(&meta, &without_norm, GgmlType::F32).to_bytes(),
+        &tiny_writer(&meta, &without_norm, GgmlType::F32).to_bytes(),
         |e| matches!(e, Error::MissingTensor { tensor, .. } if tensor == "output_norm.weight"),
     );
 
@@ -531,7 +233,7 @@ fn missing_and_misshapen_tensors_are_named() {
     k.data = vec![0.5; 64 * 64];
     check_error(
         "misshapen attn_k",
-        &writer(&meta, &wrong, GgmlType::F32).to_bytes(),
+        &tiny_writer(&meta, &wrong, GgmlType::F32).to_bytes(),
         |e| {
             matches!(e, Error::ShapeMismatch { tensor, expected, actual, .. }
             if tensor == "blk.0.attn_k.weight" && *expected == [64, 32] && *actual == [64, 64])
@@ -548,7 +250,7 @@ fn missing_and_misshapen_tensors_are_named() {
     norm.data.truncate(32);
     check_error(
         "short ffn_norm",
-        &writer(&meta, &short, GgmlType::F32).to_bytes(),
+        &tiny_writer(&meta, &short, GgmlType::F32).to_bytes(),
         |e| {
             matches!(e, Error::ShapeMismatch { tensor, expected, actual, .. }
             if tensor == "blk.1.ffn_norm.weight" && *expected == [64] && *actual == [32])
@@ -558,7 +260,7 @@ fn missing_and_misshapen_tensors_are_named() {
 
 #[test]
 fn mistyped_or_missing_metadata_is_named() {
-    let spec = Spec::small();
+    let spec = TinySpec::small();
     let weights = random_weights(&spec);
     let cases: [(&str, Option<MetaValue>, &str); 4] = [
         (
@@ -575,7 +277,7 @@ fn mistyped_or_missing_metadata_is_named() {
         ("general.architecture", Some(MetaValue::U32(2)), "string"),
     ];
     for (key, value, expected_type) in cases {
-        let meta: Vec<(String, MetaValue)> = metadata(&spec)
+        let meta: Vec<(String, MetaValue)> = tiny_metadata(&spec)
             .into_iter()
             .filter_map(|(k, v)| match (k == key, &value) {
                 (false, _) => Some((k, v)),
@@ -585,7 +287,7 @@ fn mistyped_or_missing_metadata_is_named() {
             .collect();
         check_error(
             key,
-            &writer(&meta, &weights, GgmlType::F32).to_bytes(),
+            &tiny_writer(&meta, &weights, GgmlType::F32).to_bytes(),
             |e| matches!(e, Error::Metadata { key: k, expected, .. } if k == key && *expected == expected_type),
         );
     }
@@ -636,8 +338,8 @@ fn absurd_hyper_parameters_are_errors() {
         "qwen2.context_length",
     ];
     in_child_processes("absurd_hyper_parameters_are_errors", &keys, |key| {
-        let spec = Spec::small();
-        let meta: Vec<(String, MetaValue)> = metadata(&spec)
+        let spec = TinySpec::small();
+        let meta: Vec<(String, MetaValue)> = tiny_metadata(&spec)
             .into_iter()
             .map(|(k, v)| {
                 if k == key {
@@ -647,7 +349,7 @@ fn absurd_hyper_parameters_are_errors() {
                 }
             })
             .collect();
-        let bytes = writer(&meta, &random_weights(&spec), GgmlType::F32).to_bytes();
+        let bytes = tiny_writer(&meta, &random_weights(&spec), GgmlType::F32).to_bytes();
         if key.ends_with("context_length") {
             // A long training context is legitimate; loading must not allocate for it.
             let dir = TempDir::new("ctx-2-40");
@@ -784,16 +486,14 @@ fn check_close(case: &str, actual: &[f32], expected: &[f32], tolerance: f32) -> 
     max_err
 }
 
-fn load(spec: &Spec, dtype: GgmlType, dir: &TempDir) -> Model {
+fn load(spec: &TinySpec, dtype: GgmlType, dir: &TempDir) -> Model {
     let path = dir.path(&format!("tiny-{}.gguf", dtype.name()));
-    writer(&metadata(spec), &random_weights(spec), dtype)
-        .write(&path)
-        .unwrap();
+    write_tiny_model(&path, spec, dtype).unwrap();
     Model::load(&path).unwrap().0
 }
 
 fn random_tokens(seed: u64, n: usize) -> Vec<u32> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..n).map(|_| rng.below(n_vocab() as u32)).collect()
 }
 
@@ -811,7 +511,7 @@ fn rms(xs: &[f32]) -> f32 {
 }
 
 /// `weights` with every matrix rounded through `dtype` and back to F32.
-fn round_trip(weights: &[Tensor], dtype: GgmlType) -> Vec<Tensor> {
+fn round_trip(weights: &[TinyTensor], dtype: GgmlType) -> Vec<TinyTensor> {
     weights
         .iter()
         .map(|t| {
@@ -826,14 +526,14 @@ fn round_trip(weights: &[Tensor], dtype: GgmlType) -> Vec<Tensor> {
 }
 
 fn load_weights(
-    spec: &Spec,
-    weights: &[Tensor],
+    spec: &TinySpec,
+    weights: &[TinyTensor],
     dtype: GgmlType,
     dir: &TempDir,
     tag: &str,
 ) -> Model {
     let path = dir.path(&format!("tiny-{}-{tag}.gguf", dtype.name()));
-    writer(&metadata(spec), weights, dtype)
+    tiny_writer(&tiny_metadata(spec), weights, dtype)
         .write(&path)
         .unwrap();
     Model::load(&path).unwrap().0
@@ -865,7 +565,7 @@ fn every_weight_type_approximates_f32() {
     ];
     let dir = TempDir::new("types");
     let tokens = random_tokens(7, 24);
-    for spec in [Spec::small(), Spec::wide()] {
+    for spec in [TinySpec::small(), TinySpec::wide()] {
         let weights = random_weights(&spec);
         let reference = prefill(
             &load_weights(&spec, &weights, GgmlType::F32, &dir, "orig"),
@@ -914,7 +614,7 @@ fn every_weight_type_approximates_f32() {
 fn batched_sequences_equal_each_alone() {
     let dir = TempDir::new("batch");
     for dtype in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_0] {
-        let model = load(&Spec::small(), dtype, &dir);
+        let model = load(&TinySpec::small(), dtype, &dir);
         let mut worst = 0.0f32;
         let seqs = [
             random_tokens(1, 5),
@@ -961,9 +661,9 @@ fn prefill_equals_token_by_token() {
     let dir = TempDir::new("prefill");
     for dtype in [GgmlType::F32, GgmlType::Q4_K] {
         let spec = if dtype == GgmlType::F32 {
-            Spec::small()
+            TinySpec::small()
         } else {
-            Spec::wide()
+            TinySpec::wide()
         };
         let model = load(&spec, dtype, &dir);
         let tokens = random_tokens(11, 20);
@@ -993,7 +693,7 @@ fn prefill_equals_token_by_token() {
 #[test]
 fn truncate_then_refeed_recomputes_the_same_logits() {
     let dir = TempDir::new("truncate");
-    let model = load(&Spec::small(), GgmlType::F32, &dir);
+    let model = load(&TinySpec::small(), GgmlType::F32, &dir);
     let tokens = random_tokens(5, 12);
     let other = random_tokens(6, 4);
     let mut cache = model.new_cache();
@@ -1036,7 +736,7 @@ fn truncate_then_refeed_recomputes_the_same_logits() {
 #[test]
 fn context_overflow_and_bad_tokens_are_errors() {
     let dir = TempDir::new("limits");
-    let model = load(&Spec::small(), GgmlType::F32, &dir);
+    let model = load(&TinySpec::small(), GgmlType::F32, &dir);
     let tokens = random_tokens(9, 9);
     let n_vocab = model.config.n_vocab;
 
