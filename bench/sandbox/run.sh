@@ -4,11 +4,11 @@
 # test: run by hand, e.g.  bench/sandbox/run.sh [--jobs N] [--cold] [--limit N_PROBLEMS]
 #
 # The virtual environment lives outside the repository, in
-# $BENCH_DIR (default /work/dl/sandbox-bench).
+# $BENCH_DIR (default ${CODELM_BENCH_DIR:-~/.cache/codelm/bench}/sandbox).
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-bench_dir="${BENCH_DIR:-/work/dl/sandbox-bench}"
+bench_dir="${BENCH_DIR:-${CODELM_BENCH_DIR:-$HOME/.cache/codelm/bench}/sandbox}"
 venv="$bench_dir/venv"
 
 if [ ! -x "$venv/bin/python" ]; then
