@@ -36,6 +36,8 @@ pub(crate) struct CgroupRoot {
 pub(crate) struct CgroupStats {
     pub peak_bytes: u64,
     pub n_oom_kills: u64,
+    /// Times the job's memory usage reached its limit (`memory.failcnt`).
+    pub n_limit_hits: u64,
     pub cpu_ns: Option<u64>,
 }
 
@@ -49,6 +51,8 @@ pub(crate) struct JobCgroup {
     usage_baseline: u64,
     /// OOM kills counted before the job started.
     oom_baseline: u64,
+    /// `memory.failcnt` before the job started.
+    failcnt_baseline: u64,
 }
 
 /// Finds this process's directory in the v1 hierarchy of `controller`.
@@ -148,6 +152,7 @@ impl CgroupRoot {
             cpuacct: self.cpuacct.as_ref().map(|dir| dir.join(&name)),
             usage_baseline: 0,
             oom_baseline: 0,
+            failcnt_baseline: 0,
         };
         let created = [
             Some(&cgroup.memory),
@@ -204,6 +209,7 @@ impl JobCgroup {
         }
         self.usage_baseline = read_u64(&self.memory.join("memory.usage_in_bytes")).unwrap_or(0);
         self.oom_baseline = self.n_oom_kills();
+        self.failcnt_baseline = read_u64(&self.memory.join("memory.failcnt")).unwrap_or(0);
         Ok(())
     }
 
@@ -231,6 +237,9 @@ impl JobCgroup {
         CgroupStats {
             peak_bytes: peak.saturating_sub(self.usage_baseline),
             n_oom_kills: self.n_oom_kills().saturating_sub(self.oom_baseline),
+            n_limit_hits: read_u64(&self.memory.join("memory.failcnt"))
+                .unwrap_or(0)
+                .saturating_sub(self.failcnt_baseline),
             cpu_ns: self
                 .cpuacct
                 .as_ref()

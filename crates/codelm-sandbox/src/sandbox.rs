@@ -1098,8 +1098,13 @@ pub(crate) fn classify(
             message: describe_failure(plan, report),
         };
     }
+    let hit_memory_limit = stats.is_some_and(|s| s.n_oom_kills > 0 || s.n_limit_hits > 0);
     match kill {
         Some(KillReason::Output) => return Status::OutputLimit,
+        // Near its limit the kernel may reclaim and stall a job instead of
+        // OOM-killing it, so a job that reached the limit and then ran out of
+        // time is reported as a memory-limit outcome.
+        Some(KillReason::Timeout) if hit_memory_limit => return Status::MemoryLimit,
         Some(KillReason::Timeout) => return Status::TimedOut,
         None => {}
     }
