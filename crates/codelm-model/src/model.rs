@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::ops;
-use crate::quant::{GgmlType, QMatrix};
+use crate::quant::{GgmlType, QMatrix, WeightBytes};
 use crate::rope::{Rope, RopeScaling, RopeStyle};
 use crate::safetensors::SafeTensors;
 
@@ -131,16 +131,85 @@ impl KvCache {
     }
 }
 
-/// Names a weight for either file format.
+/// One tensor as a weight file stores it.
+pub struct StoredTensor {
+    /// The file that holds it, for messages.
+    pub file: PathBuf,
+    /// Its name in that file.
+    pub name: String,
+    /// Storage type.
+    pub dtype: GgmlType,
+    /// Shape in the file's own order.
+    pub shape: Vec<usize>,
+    /// Whether `shape` lists the contiguous dimension first (GGUF) rather than
+    /// last (safetensors, as PyTorch).
+    pub is_contiguous_first: bool,
+    /// The encoded bytes.
+    pub bytes: WeightBytes,
+}
+
+/// A weight file, GGUF or safetensors: it only looks tensors up; shape checks and
+/// decoding are shared by [`WeightSource::matrix`] and [`WeightSource::vector`].
 pub trait WeightSource {
-    /// The file being read, for messages.
+    /// The tensor called `name` in this format, or `None`.
+    fn lookup(&self, name: &TensorName) -> Option<StoredTensor>;
+
+    /// The file or directory being read, for messages.
     fn path(&self) -> &Path;
-    /// A 2-D weight, checked to be `(rows, cols)`.
-    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix>;
-    /// A 1-D weight of length `len`, as floats.
-    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>>;
+
+    /// How this format spells `name`.
+    fn spelling<'a>(&self, name: &'a TensorName) -> &'a str;
+
     /// Whether a tensor exists.
-    fn has(&self, name: &TensorName) -> bool;
+    fn has(&self, name: &TensorName) -> bool {
+        self.lookup(name).is_some()
+    }
+
+    /// The tensor, or [`Error::MissingTensor`] naming it in the file's spelling.
+    fn require(&self, name: &TensorName) -> Result<StoredTensor> {
+        self.lookup(name).ok_or_else(|| Error::MissingTensor {
+            path: self.path().to_path_buf(),
+            tensor: self.spelling(name).to_string(),
+        })
+    }
+
+    /// A 2-D weight, checked to be `(rows, cols)`.
+    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix> {
+        let t = self.require(name)?;
+        let expected = if t.is_contiguous_first {
+            vec![cols, rows]
+        } else {
+            vec![rows, cols]
+        };
+        if t.shape != expected {
+            return Err(Error::ShapeMismatch {
+                path: t.file,
+                tensor: t.name,
+                expected,
+                actual: t.shape,
+            });
+        }
+        QMatrix::from_bytes(t.dtype, rows, cols, t.bytes).map_err(|e| Error::Format {
+            path: t.file,
+            message: format!("tensor `{}`: {e:?}", t.name),
+        })
+    }
+
+    /// A 1-D weight of length `len`, as floats.
+    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>> {
+        let t = self.require(name)?;
+        if t.shape != [len] {
+            return Err(Error::ShapeMismatch {
+                path: t.file,
+                tensor: t.name,
+                expected: vec![len],
+                actual: t.shape,
+            });
+        }
+        let mut out = vec![0f32; len];
+        crate::quant::blocks::dequantize(t.dtype, t.bytes.as_slice(), &mut out);
+        Ok(out)
+    }
 }
 
 /// A tensor's name in both formats; the literal strings stay searchable here.
@@ -164,102 +233,46 @@ fn layer_name(layer_idx: usize, gguf: &str, hf: &str) -> TensorName {
 }
 
 impl WeightSource for GgufFile {
+    fn lookup(&self, name: &TensorName) -> Option<StoredTensor> {
+        let info = self.tensor(&name.gguf)?;
+        Some(StoredTensor {
+            file: self.path().to_path_buf(),
+            name: name.gguf.clone(),
+            dtype: info.dtype,
+            shape: info.dims.clone(),
+            is_contiguous_first: true,
+            bytes: self.tensor_weight_bytes(info),
+        })
+    }
+
     fn path(&self) -> &Path {
         GgufFile::path(self)
     }
 
-    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix> {
-        let info = self
-            .tensor(&name.gguf)
-            .ok_or_else(|| Error::MissingTensor {
-                path: self.path().to_path_buf(),
-                tensor: name.gguf.clone(),
-            })?;
-        if info.dims != [cols, rows] {
-            return Err(Error::ShapeMismatch {
-                path: self.path().to_path_buf(),
-                tensor: name.gguf.clone(),
-                expected: vec![cols, rows],
-                actual: info.dims.clone(),
-            });
-        }
-        QMatrix::from_bytes(info.dtype, rows, cols, self.tensor_weight_bytes(info)).map_err(|e| {
-            Error::Format {
-                path: self.path().to_path_buf(),
-                message: format!("tensor `{}`: {e:?}", name.gguf),
-            }
-        })
-    }
-
-    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>> {
-        let info = self
-            .tensor(&name.gguf)
-            .ok_or_else(|| Error::MissingTensor {
-                path: self.path().to_path_buf(),
-                tensor: name.gguf.clone(),
-            })?;
-        if info.dims != [len] {
-            return Err(Error::ShapeMismatch {
-                path: self.path().to_path_buf(),
-                tensor: name.gguf.clone(),
-                expected: vec![len],
-                actual: info.dims.clone(),
-            });
-        }
-        let mut out = vec![0f32; len];
-        crate::quant::blocks::dequantize(info.dtype, self.tensor_bytes(info), &mut out);
-        Ok(out)
-    }
-
-    fn has(&self, name: &TensorName) -> bool {
-        self.tensor(&name.gguf).is_some()
+    fn spelling<'a>(&self, name: &'a TensorName) -> &'a str {
+        &name.gguf
     }
 }
 
 impl WeightSource for SafeTensors {
+    fn lookup(&self, name: &TensorName) -> Option<StoredTensor> {
+        let (t, file) = self.get(&name.hf)?;
+        Some(StoredTensor {
+            file: file.clone(),
+            name: name.hf.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            is_contiguous_first: false,
+            bytes: t.bytes.clone(),
+        })
+    }
+
     fn path(&self) -> &Path {
         &self.dir
     }
 
-    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<QMatrix> {
-        let (t, file) = self.get(&name.hf).ok_or_else(|| Error::MissingTensor {
-            path: self.dir.clone(),
-            tensor: name.hf.clone(),
-        })?;
-        if t.shape != [rows, cols] {
-            return Err(Error::ShapeMismatch {
-                path: file.clone(),
-                tensor: name.hf.clone(),
-                expected: vec![rows, cols],
-                actual: t.shape.clone(),
-            });
-        }
-        QMatrix::from_bytes(t.dtype, rows, cols, t.bytes.clone()).map_err(|e| Error::Format {
-            path: file.clone(),
-            message: format!("tensor `{}`: {e:?}", name.hf),
-        })
-    }
-
-    fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>> {
-        let (t, file) = self.get(&name.hf).ok_or_else(|| Error::MissingTensor {
-            path: self.dir.clone(),
-            tensor: name.hf.clone(),
-        })?;
-        if t.shape != [len] {
-            return Err(Error::ShapeMismatch {
-                path: file.clone(),
-                tensor: name.hf.clone(),
-                expected: vec![len],
-                actual: t.shape.clone(),
-            });
-        }
-        let mut out = vec![0f32; len];
-        crate::quant::blocks::dequantize(t.dtype, t.bytes.as_slice(), &mut out);
-        Ok(out)
-    }
-
-    fn has(&self, name: &TensorName) -> bool {
-        self.get(&name.hf).is_some()
+    fn spelling<'a>(&self, name: &'a TensorName) -> &'a str {
+        &name.hf
     }
 }
 
