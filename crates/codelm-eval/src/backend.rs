@@ -172,6 +172,7 @@ impl LocalBackend {
                 ..SamplingParams::default()
             },
             stop,
+            logprobs: None,
         }
     }
 }

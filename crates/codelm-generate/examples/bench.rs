@@ -188,6 +188,7 @@ fn main() -> Result<()> {
                     ..Default::default()
                 },
                 stop: Vec::new(),
+                logprobs: None,
             };
             let mut first_token_at: Option<Instant> = None;
             let start = Instant::now();

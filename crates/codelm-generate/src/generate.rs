@@ -16,13 +16,13 @@
 
 use std::path::Path;
 
-use codelm_model::{KvCache, Model, ModelFile, Tokenizer};
+use codelm_model::{Model, ModelFile, Tokenizer};
 
+use crate::batch::{Batch, BatchOptions, Event};
 use crate::chat::{ChatTemplate, Message};
 use crate::error::{Error, Result};
 use crate::fim::{FimFormat, FimInput, Segment};
-use crate::sampler::{Sampler, SamplingParams};
-use crate::stop::{StopMatcher, Utf8Stream};
+use crate::sampler::SamplingParams;
 
 /// What to generate from.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct GenerateOptions {
     pub sampling: SamplingParams,
     /// Stop strings (matched across token boundaries, not included in the output).
     pub stop: Vec<String>,
+    /// Report each token's log-probability and this many top alternatives.
+    pub logprobs: Option<usize>,
 }
 
 impl Default for GenerateOptions {
@@ -57,6 +59,7 @@ impl Default for GenerateOptions {
             max_tokens: 256,
             sampling: SamplingParams::default(),
             stop: Vec::new(),
+            logprobs: None,
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct Completion {
     pub finish_reason: FinishReason,
     /// Tokens in the prompt.
     pub n_prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from the prefix cache.
+    pub n_cached_tokens: usize,
 }
 
 /// A loaded model with its tokenizer and prompt formats.
@@ -114,19 +119,6 @@ pub struct Request {
     pub stop_tokens: Vec<u32>,
     /// Sampling, length and stop strings.
     pub options: GenerateOptions,
-}
-
-struct Sample {
-    request_idx: usize,
-    idx: usize,
-    cache: KvCache,
-    sampler: Sampler,
-    utf8: Utf8Stream,
-    stop: StopMatcher,
-    text: String,
-    tokens: Vec<u32>,
-    finish: Option<FinishReason>,
-    hit_stop_string: bool,
 }
 
 /// Private-use characters that cannot occur in a tokenizer's special tokens, used
@@ -321,168 +313,51 @@ impl Engine {
         Ok(out.pop().unwrap_or_default())
     }
 
-    /// Decodes several requests together: their prompts are prefilled in one forward
-    /// pass and every running sample of every request advances in one batched step.
-    /// `on_text(request_idx, sample_idx, text)` streams; returning `false` cancels
-    /// that request. Returns each request's completions, in order.
+    /// Decodes several requests together in one [`Batch`]: their prompts are
+    /// prefilled together and every running sample of every request advances in
+    /// one batched step. `on_text(request_idx, sample_idx, text)` streams;
+    /// returning `false` cancels that request. Returns each request's
+    /// completions, in order.
     pub fn generate_batch(
         &self,
         requests: &[Request],
         on_text: &mut dyn FnMut(usize, usize, &str) -> bool,
     ) -> Result<Vec<Vec<Completion>>> {
         for request in requests {
-            if request.prompt.is_empty() {
-                return Err(Error::BadRequest("the prompt is empty".into()));
-            }
-            if request.options.n == 0 {
-                return Err(Error::BadRequest("n must be at least 1".into()));
-            }
-            if request.prompt.len() >= self.n_ctx {
-                let needed = request.prompt.len() + 1;
-                return Err(codelm_model::Error::ContextOverflow {
-                    needed,
-                    n_ctx: self.n_ctx,
-                }
-                .into());
-            }
+            Batch::validate(self, request)?;
         }
-        let mut prefill_caches: Vec<KvCache> =
-            requests.iter().map(|_| self.model.new_cache()).collect();
-        let prompts: Vec<&[u32]> = requests.iter().map(|r| &r.prompt[..]).collect();
-        let first_logits = {
-            let mut refs: Vec<&mut KvCache> = prefill_caches.iter_mut().collect();
-            self.model.forward(&mut refs, &prompts, self.n_ctx, false)?
-        };
-
-        let mut samples: Vec<Sample> = Vec::new();
-        let mut logits: Vec<Vec<f32>> = Vec::new();
-        for (request_idx, (request, cache)) in requests.iter().zip(prefill_caches).enumerate() {
-            let opts = &request.options;
-            for idx in 0..opts.n {
-                samples.push(Sample {
-                    request_idx,
-                    idx,
-                    cache: cache.clone(),
-                    sampler: Sampler::new(SamplingParams {
-                        seed: opts.sampling.seed.wrapping_add(idx as u64),
-                        ..opts.sampling.clone()
-                    }),
-                    utf8: Utf8Stream::new(),
-                    stop: StopMatcher::new(&opts.stop),
-                    text: String::new(),
-                    tokens: Vec::new(),
-                    finish: None,
-                    hit_stop_string: false,
-                });
-                logits.push(first_logits[request_idx].clone());
-            }
+        let mut batch = Batch::new(self, BatchOptions::default());
+        for (request_idx, request) in requests.iter().enumerate() {
+            batch.add(request_idx as u64, request.clone())?;
         }
-        drop(first_logits);
-
-        let mut cancelled = vec![false; requests.len()];
-        let mut recent: Vec<u32> = Vec::new();
-        // `logits[slot]` belongs to the `slot`-th running sample, in order.
-        loop {
-            let mut next: Vec<(usize, u32)> = Vec::new();
-            let running: Vec<usize> = (0..samples.len())
-                .filter(|&s| samples[s].finish.is_none())
-                .collect();
-            for (slot, &s) in running.iter().enumerate() {
-                let sample = &mut samples[s];
-                let request = &requests[sample.request_idx];
-                if cancelled[sample.request_idx] {
-                    sample.finish = Some(FinishReason::Cancelled);
-                    continue;
+        let mut out: Vec<Vec<Option<Completion>>> =
+            requests.iter().map(|r| vec![None; r.options.n]).collect();
+        while !batch.is_empty() {
+            batch.step(&mut |event| match event {
+                Event::Token {
+                    id,
+                    sample_idx,
+                    text,
+                    ..
+                } => text.is_empty() || on_text(id as usize, sample_idx, &text),
+                Event::Done {
+                    id,
+                    sample_idx,
+                    tail,
+                    completion,
+                } => {
+                    if !tail.is_empty() {
+                        on_text(id as usize, sample_idx, &tail);
+                    }
+                    out[id as usize][sample_idx] = Some(completion);
+                    true
                 }
-                let window = request.options.sampling.repeat_last_n;
-                let total = request.prompt.len() + sample.tokens.len();
-                recent.clear();
-                recent.extend(
-                    request
-                        .prompt
-                        .iter()
-                        .chain(&sample.tokens)
-                        .copied()
-                        .skip(total.saturating_sub(window)),
-                );
-                let token = sample.sampler.sample(&mut logits[slot], &recent)?;
-                if request.stop_tokens.contains(&token) || self.tokenizer.is_eog(token) {
-                    sample.finish = Some(FinishReason::Stop);
-                    continue;
-                }
-                sample.tokens.push(token);
-                let piece = sample.utf8.push(self.tokenizer.token_bytes(token));
-                let step = sample.stop.push(&piece);
-                sample.text.push_str(&step.text);
-                if !step.text.is_empty() && !on_text(sample.request_idx, sample.idx, &step.text) {
-                    cancelled[sample.request_idx] = true;
-                    sample.finish = Some(FinishReason::Cancelled);
-                    continue;
-                }
-                if step.is_stopped() {
-                    sample.finish = Some(FinishReason::Stop);
-                    sample.hit_stop_string = true;
-                } else if sample.tokens.len() >= request.options.max_tokens
-                    || sample.cache.len() + 1 >= self.n_ctx
-                {
-                    sample.finish = Some(FinishReason::Length);
-                } else {
-                    next.push((s, token));
-                }
-            }
-            next.retain(|&(s, _)| !cancelled[samples[s].request_idx]);
-            for sample in samples
-                .iter_mut()
-                .filter(|s| s.finish.is_none() && cancelled[s.request_idx])
-            {
-                sample.finish = Some(FinishReason::Cancelled);
-            }
-            if next.is_empty() {
-                break;
-            }
-            // One batched step for every running sample of every request.
-            let inputs: Vec<[u32; 1]> = next.iter().map(|&(_, t)| [t]).collect();
-            let input_refs: Vec<&[u32]> = inputs.iter().map(|t| &t[..]).collect();
-            let mut caches: Vec<&mut KvCache> = Vec::with_capacity(next.len());
-            let mut rest: &mut [Sample] = &mut samples;
-            let mut offset = 0;
-            for &(s, _) in &next {
-                let (_, tail) = rest.split_at_mut(s - offset);
-                let (head, tail) = tail.split_at_mut(1);
-                caches.push(&mut head[0].cache);
-                rest = tail;
-                offset = s + 1;
-            }
-            logits = self
-                .model
-                .forward(&mut caches, &input_refs, self.n_ctx, false)?;
+            })?;
         }
-
-        let mut out: Vec<Vec<Completion>> = requests.iter().map(|_| Vec::new()).collect();
-        for mut s in samples {
-            // Text held back as a possible stop-string prefix is released unless a
-            // stop string actually matched.
-            if !s.hit_stop_string {
-                let tail = s.utf8.finish();
-                let step = s.stop.push(&tail);
-                let stopped = step.is_stopped();
-                let mut released = step.text;
-                if !stopped {
-                    released.push_str(&s.stop.finish());
-                }
-                if !released.is_empty() {
-                    on_text(s.request_idx, s.idx, &released);
-                    s.text.push_str(&released);
-                }
-            }
-            out[s.request_idx].push(Completion {
-                text: s.text,
-                tokens: s.tokens,
-                finish_reason: s.finish.unwrap_or(FinishReason::Length),
-                n_prompt_tokens: requests[s.request_idx].prompt.len(),
-            });
-        }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|samples| samples.into_iter().flatten().collect())
+            .collect())
     }
 }
 

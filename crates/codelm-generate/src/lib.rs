@@ -23,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod chat;
 pub mod error;
 pub mod fim;
@@ -30,6 +31,7 @@ pub mod generate;
 pub mod sampler;
 pub mod stop;
 
+pub use batch::{Batch, BatchOptions, Event};
 pub use chat::{ChatTemplate, Message, CHATML_TEMPLATE};
 pub use error::{Error, Result};
 pub use fim::{FimFamily, FimFormat, FimInput, FimOrder, Segment};

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 
 use codelm_generate::{
-    Completion, Engine, FimInput, FinishReason, GenerateOptions, Message, Prompt, Request,
-    SamplingParams,
+    Batch, BatchOptions, Completion, Engine, Event, FimInput, FinishReason, GenerateOptions,
+    Message, Prompt, Request, SamplingParams,
 };
 use codelm_model::quant::GgmlType;
 use codelm_model::testing::{special_id, write_tiny_model, TinySpec};
@@ -63,6 +63,7 @@ fn options(temperature: f32, seed: u64, n: usize, max_tokens: usize) -> Generate
             ..SamplingParams::default()
         },
         stop: Vec::new(),
+        logprobs: None,
     }
 }
 
@@ -392,4 +393,194 @@ fn bad_requests_are_errors() {
             opts.n
         );
     }
+}
+
+/// Runs a [`Batch`] to the end: `arrivals[i]` joins after `i`-th entry's step
+/// count. Returns completions per request id.
+fn run_batch(
+    engine: &Engine,
+    options: BatchOptions,
+    arrivals: &[(usize, Request)],
+) -> Vec<Vec<Completion>> {
+    let mut batch = Batch::new(engine, options);
+    let mut out: Vec<Vec<Option<Completion>>> = arrivals
+        .iter()
+        .map(|(_, r)| vec![None; r.options.n])
+        .collect();
+    let mut step = 0;
+    loop {
+        for (id, (at, request)) in arrivals.iter().enumerate() {
+            if *at == step {
+                batch.add(id as u64, request.clone()).unwrap();
+            }
+        }
+        if batch.is_empty() && arrivals.iter().all(|(at, _)| *at < step) {
+            break;
+        }
+        batch
+            .step(&mut |event| {
+                if let Event::Done {
+                    id,
+                    sample_idx,
+                    completion,
+                    ..
+                } = event
+                {
+                    out[id as usize][sample_idx] = Some(completion);
+                }
+                true
+            })
+            .unwrap();
+        step += 1;
+    }
+    out.into_iter()
+        .map(|samples| samples.into_iter().map(Option::unwrap).collect())
+        .collect()
+}
+
+#[test]
+fn requests_joining_a_running_batch_equal_each_alone() {
+    let (_dir, engine) = engine("join", None);
+    let request = |prompt: &str, temperature, seed, n, max_tokens| Request {
+        prompt: engine.tokenize(&text(prompt)).unwrap(),
+        stop_tokens: Vec::new(),
+        options: options(temperature, seed, n, max_tokens),
+    };
+    let arrivals = [
+        (0, request("def f(x):\n    return x", 0.0, 0, 1, 12)),
+        (3, request("import os\nprint(", 1.0, 5, 2, 9)),
+        (4, request("a", 0.7, 9, 1, 15)),
+    ];
+    // Prefill in chunks of 2 tokens, so prompts are read over several steps
+    // while other requests decode.
+    let small_chunks = BatchOptions {
+        prefill_chunk: 2,
+        prefix_cache_bytes: 0,
+    };
+    let joined = run_batch(&engine, small_chunks, &arrivals);
+    for (idx, (_, request)) in arrivals.iter().enumerate() {
+        let alone = engine
+            .generate_batch(std::slice::from_ref(request), &mut |_, _, _| true)
+            .unwrap();
+        check_same(&format!("request {idx}"), &joined[idx], &alone[0]);
+    }
+}
+
+#[test]
+fn a_cached_prompt_prefix_gives_the_same_samples() {
+    let (_dir, engine) = engine("prefix", None);
+    let shared = "def first(items):\n    return items[0]\n\ndef second(items):\n";
+    let request = |tail: &str| Request {
+        prompt: engine.tokenize(&text(&format!("{shared}{tail}"))).unwrap(),
+        stop_tokens: Vec::new(),
+        options: options(0.9, 3, 2, 10),
+    };
+    let arrivals = [(0, request("    return")), (1, request("    x = "))];
+    let with_cache = run_batch(&engine, BatchOptions::default(), &arrivals);
+    let without = run_batch(
+        &engine,
+        BatchOptions {
+            prefix_cache_bytes: 0,
+            ..BatchOptions::default()
+        },
+        &arrivals,
+    );
+    assert_eq!(with_cache[0][0].n_cached_tokens, 0);
+    let n_shared = arrivals[0]
+        .1
+        .prompt
+        .iter()
+        .zip(&arrivals[1].1.prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(n_shared > 10, "the prompts share {n_shared} tokens");
+    assert_eq!(with_cache[1][0].n_cached_tokens, n_shared);
+    assert_eq!(without[1][0].n_cached_tokens, 0);
+    for idx in 0..2 {
+        check_same(&format!("request {idx}"), &with_cache[idx], &without[idx]);
+    }
+
+    // The same prompt again reuses all of it but its last token.
+    let again = [(0, request("    return")), (1, request("    return"))];
+    let out = run_batch(&engine, BatchOptions::default(), &again);
+    assert_eq!(out[1][0].n_cached_tokens, again[1].1.prompt.len() - 1);
+    check_same("the same prompt twice", &out[1], &out[0]);
+}
+
+#[test]
+fn logprobs_describe_the_chosen_token() {
+    let (_dir, engine) = engine("logprobs", None);
+    let mut opts = options(0.0, 0, 1, 6);
+    opts.logprobs = Some(3);
+    let request = Request {
+        prompt: engine.tokenize(&text("def g():")).unwrap(),
+        stop_tokens: Vec::new(),
+        options: opts,
+    };
+    let mut batch = Batch::new(&engine, BatchOptions::default());
+    batch.add(1, request).unwrap();
+    let mut seen = Vec::new();
+    while !batch.is_empty() {
+        batch
+            .step(&mut |event| {
+                if let Event::Token {
+                    token, logprobs, ..
+                } = event
+                {
+                    seen.push((token, logprobs.expect("logprobs were asked for")));
+                }
+                true
+            })
+            .unwrap();
+    }
+    assert_eq!(seen.len(), 6);
+    for (token, logprobs) in seen {
+        assert_eq!(logprobs.chosen.token, token);
+        assert_eq!(logprobs.top.len(), 3);
+        // Greedy picks the most likely token.
+        assert_eq!(logprobs.top[0].token, token);
+        assert!(logprobs.chosen.logprob <= 0.0);
+        assert!(logprobs
+            .top
+            .windows(2)
+            .all(|w| w[0].logprob >= w[1].logprob));
+    }
+}
+
+#[test]
+fn a_cancelled_request_leaves_the_batch_at_the_next_step() {
+    let (_dir, engine) = engine("batch-cancel", None);
+    let request = Request {
+        prompt: engine.tokenize(&text("print(")).unwrap(),
+        stop_tokens: Vec::new(),
+        options: options(0.5, 1, 3, 50),
+    };
+    let mut batch = Batch::new(&engine, BatchOptions::default());
+    batch.add(4, request.clone()).unwrap();
+    batch.add(5, request).unwrap();
+    let mut done = Vec::new();
+    for _ in 0..3 {
+        batch
+            .step(&mut |event| {
+                if let Event::Done { id, completion, .. } = event {
+                    done.push((id, completion.finish_reason));
+                }
+                true
+            })
+            .unwrap();
+    }
+    assert!(done.is_empty());
+    assert_eq!(batch.n_samples(), 6);
+    batch.cancel(4);
+    batch
+        .step(&mut |event| {
+            if let Event::Done { id, completion, .. } = event {
+                done.push((id, completion.finish_reason));
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(done, vec![(4, FinishReason::Cancelled); 3]);
+    assert_eq!(batch.n_requests(), 1);
+    assert_eq!(batch.n_samples(), 3);
 }

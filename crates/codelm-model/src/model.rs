@@ -121,6 +121,24 @@ impl KvCache {
         self.len = len;
     }
 
+    /// A copy of the first `len` tokens (all of them when `len` is larger),
+    /// without copying the rest.
+    pub fn prefix(&self, len: usize) -> KvCache {
+        let len = len.min(self.len);
+        let per_token = self.keys.first().map_or(0, |k| k.len() / self.len.max(1));
+        let copy = |layers: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            layers
+                .iter()
+                .map(|layer| layer[..len * per_token].to_vec())
+                .collect()
+        };
+        KvCache {
+            keys: copy(&self.keys),
+            values: copy(&self.values),
+            len,
+        }
+    }
+
     /// Bytes of memory held.
     pub fn n_bytes(&self) -> usize {
         self.keys

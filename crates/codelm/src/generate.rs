@@ -53,6 +53,7 @@ fn options(gen: &GenArgs) -> Result<GenerateOptions> {
             ..Default::default()
         },
         stop: gen.stop.clone(),
+        logprobs: None,
     })
 }
 

@@ -1,0 +1,526 @@
+//! Continuous batching: requests join and leave a running batch between steps.
+//!
+//! A [`Batch`] holds every request being served. Each [`Batch::step`] is one
+//! forward pass over all of them: every running sample advances by one token,
+//! and requests still reading their prompt advance by a chunk of it (at most
+//! [`BatchOptions::prefill_chunk`] prompt tokens per step, so a long new prompt
+//! delays the running samples by a bounded amount). A request's `n` samples
+//! share its prefill: the prompt's cache is copied when the prompt is done.
+//!
+//! The design decision a newcomer may question: finished prompts are kept in a
+//! small prefix cache (bounded by bytes, least recently used out), and a new
+//! request starts from the longest cached prefix of its prompt. IDE completions
+//! and chat turns repeat long prefixes; the forward pass computes each position
+//! from the tokens before it only, so a reused prefix gives the same logits,
+//! bit for bit, as computing it again.
+//!
+//! [`Engine::generate_batch`] is this loop run to the end; the server keeps one
+//! `Batch` alive and adds requests as they arrive.
+//!
+//! ```no_run
+//! use codelm_generate::{Batch, BatchOptions, Engine, Event, GenerateOptions, Request};
+//! let engine = Engine::load("model.gguf".as_ref(), None).unwrap();
+//! let mut batch = Batch::new(&engine, BatchOptions::default());
+//! let prompt = engine.tokenize(&codelm_generate::Prompt::Text("def f():".into())).unwrap();
+//! batch.add(7, Request { prompt, stop_tokens: vec![], options: GenerateOptions::default() }).unwrap();
+//! while !batch.is_empty() {
+//!     batch.step(&mut |event| {
+//!         if let Event::Token { text, .. } = event { print!("{text}"); }
+//!         true
+//!     }).unwrap();
+//! }
+//! ```
+
+use codelm_model::KvCache;
+
+use crate::error::{Error, Result};
+use crate::generate::{Completion, Engine, FinishReason, Request};
+use crate::sampler::{logprobs, Logprobs, Sampler, SamplingParams};
+use crate::stop::{StopMatcher, Utf8Stream};
+
+/// Limits of a [`Batch`].
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Prompt tokens at most per step, over all requests still prefilling.
+    pub prefill_chunk: usize,
+    /// Bytes of key/value cache kept for prompt-prefix reuse (0: off).
+    pub prefix_cache_bytes: usize,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            prefill_chunk: 512,
+            prefix_cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What a step reports, per sample.
+#[derive(Debug)]
+pub enum Event {
+    /// A sample produced a token. `text` is the text it released, which may be
+    /// empty while a stop string could be starting or a character is incomplete.
+    Token {
+        /// The request's id.
+        id: u64,
+        /// Which of the request's samples.
+        sample_idx: usize,
+        /// The token id.
+        token: u32,
+        /// Text released by this token.
+        text: String,
+        /// The token's log-probability and the top alternatives, when asked.
+        logprobs: Option<Logprobs>,
+    },
+    /// A sample ended. `tail` is text released at the end (held back as a
+    /// possible stop-string prefix until then); it is also in `completion.text`.
+    Done {
+        /// The request's id.
+        id: u64,
+        /// Which of the request's samples.
+        sample_idx: usize,
+        /// Text released at the end.
+        tail: String,
+        /// The whole sample.
+        completion: Completion,
+    },
+}
+
+struct Sample {
+    idx: usize,
+    cache: KvCache,
+    sampler: Sampler,
+    utf8: Utf8Stream,
+    stop: StopMatcher,
+    text: String,
+    tokens: Vec<u32>,
+    /// Logits to sample the next token from.
+    logits: Option<Vec<f32>>,
+    /// The token to feed in the next forward pass.
+    next: Option<u32>,
+    finish: Option<FinishReason>,
+    hit_stop_string: bool,
+}
+
+enum Stage {
+    /// `cache` holds the first `cache.len()` prompt tokens.
+    Prefill {
+        cache: KvCache,
+    },
+    Decode {
+        samples: Vec<Sample>,
+    },
+}
+
+struct Active {
+    id: u64,
+    request: Request,
+    n_cached: usize,
+    stage: Stage,
+    cancelled: bool,
+}
+
+/// Requests being decoded together; see the module docs.
+pub struct Batch<'e> {
+    engine: &'e Engine,
+    options: BatchOptions,
+    active: Vec<Active>,
+    /// Prompts whose prefill finished, least recently used first.
+    prefixes: Vec<(Vec<u32>, KvCache)>,
+}
+
+impl<'e> Batch<'e> {
+    /// An empty batch.
+    pub fn new(engine: &'e Engine, options: BatchOptions) -> Self {
+        Batch {
+            engine,
+            options,
+            active: Vec::new(),
+            prefixes: Vec::new(),
+        }
+    }
+
+    /// Whether no request is in the batch.
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// Requests in the batch.
+    pub fn n_requests(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Samples decoding or waiting for their prompt (a request counts `n`).
+    pub fn n_samples(&self) -> usize {
+        self.active.iter().map(|a| a.request.options.n).sum()
+    }
+
+    /// Checks that a request can be served: a non-empty prompt that leaves room
+    /// for at least one new token, and `n >= 1`.
+    pub fn validate(engine: &Engine, request: &Request) -> Result<()> {
+        if request.prompt.is_empty() {
+            return Err(Error::BadRequest("the prompt is empty".into()));
+        }
+        if request.options.n == 0 {
+            return Err(Error::BadRequest("n must be at least 1".into()));
+        }
+        if request.prompt.len() >= engine.n_ctx() {
+            return Err(codelm_model::Error::ContextOverflow {
+                needed: request.prompt.len() + 1,
+                n_ctx: engine.n_ctx(),
+            }
+            .into());
+        }
+        let n_vocab = engine.tokenizer().n_vocab();
+        if let Some(&id) = request.prompt.iter().find(|&&id| id as usize >= n_vocab) {
+            return Err(codelm_model::Error::BadToken { id, n_vocab }.into());
+        }
+        Ok(())
+    }
+
+    /// Adds a request under the caller's `id`; it starts reading its prompt in
+    /// the next step, from the longest cached prefix. Returns how many prompt
+    /// tokens came from the prefix cache.
+    pub fn add(&mut self, id: u64, request: Request) -> Result<usize> {
+        Self::validate(self.engine, &request)?;
+        let cache = self.cached_prefix(&request.prompt);
+        let n_cached = cache.len();
+        self.active.push(Active {
+            id,
+            request,
+            n_cached,
+            stage: Stage::Prefill { cache },
+            cancelled: false,
+        });
+        Ok(n_cached)
+    }
+
+    /// Ends a request at the next step; its unfinished samples end as
+    /// [`FinishReason::Cancelled`] and their memory is freed.
+    pub fn cancel(&mut self, id: u64) {
+        for active in self.active.iter_mut().filter(|a| a.id == id) {
+            active.cancelled = true;
+        }
+    }
+
+    /// The cache of the longest cached prefix of `prompt`, leaving at least the
+    /// last prompt token to compute (its logits start decoding).
+    fn cached_prefix(&mut self, prompt: &[u32]) -> KvCache {
+        let best = self
+            .prefixes
+            .iter()
+            .enumerate()
+            .map(|(idx, (tokens, _))| {
+                let common = tokens.iter().zip(prompt).take_while(|(a, b)| a == b);
+                (idx, common.count().min(prompt.len() - 1))
+            })
+            .max_by_key(|&(idx, len)| (len, idx));
+        match best {
+            Some((idx, len)) if len > 0 => {
+                let entry = self.prefixes.remove(idx);
+                let cache = entry.1.prefix(len);
+                self.prefixes.push(entry);
+                cache
+            }
+            _ => self.engine.model().new_cache(),
+        }
+    }
+
+    fn remember_prefix(&mut self, prompt: &[u32], cache: &KvCache) {
+        let budget = self.options.prefix_cache_bytes;
+        if budget == 0 || cache.n_bytes() > budget {
+            return;
+        }
+        // A prompt that extends a cached one replaces it.
+        self.prefixes
+            .retain(|(tokens, _)| !prompt.starts_with(tokens));
+        self.prefixes.push((prompt.to_vec(), cache.clone()));
+        let mut total: usize = self.prefixes.iter().map(|(_, c)| c.n_bytes()).sum();
+        while total > budget {
+            total -= self.prefixes.remove(0).1.n_bytes();
+        }
+    }
+
+    /// One forward pass: samples holding logits pick their next token (events
+    /// go to `on_event`; returning `false` cancels that request), then every
+    /// running sample and a chunk of every prefilling prompt run through the
+    /// model together.
+    pub fn step(&mut self, on_event: &mut dyn FnMut(Event) -> bool) -> Result<()> {
+        self.sample_tokens(on_event)?;
+        self.finish_samples(on_event);
+        self.forward()
+    }
+
+    fn sample_tokens(&mut self, on_event: &mut dyn FnMut(Event) -> bool) -> Result<()> {
+        let engine = self.engine;
+        let tokenizer = engine.tokenizer();
+        let mut recent: Vec<u32> = Vec::new();
+        for active in self.active.iter_mut().filter(|a| !a.cancelled) {
+            let Stage::Decode { samples } = &mut active.stage else {
+                continue;
+            };
+            let request = &active.request;
+            for sample in samples.iter_mut() {
+                let Some(mut logits) = sample.logits.take() else {
+                    continue;
+                };
+                if active.cancelled {
+                    continue;
+                }
+                let window = request.options.sampling.repeat_last_n;
+                let total = request.prompt.len() + sample.tokens.len();
+                recent.clear();
+                recent.extend(
+                    request
+                        .prompt
+                        .iter()
+                        .chain(&sample.tokens)
+                        .copied()
+                        .skip(total.saturating_sub(window)),
+                );
+                let raw = request.options.logprobs.map(|_| logits.clone());
+                let token = sample.sampler.sample(&mut logits, &recent)?;
+                if request.stop_tokens.contains(&token) || tokenizer.is_eog(token) {
+                    sample.finish = Some(FinishReason::Stop);
+                    continue;
+                }
+                let token_logprobs = match (raw, request.options.logprobs) {
+                    (Some(raw), Some(n_top)) => Some(logprobs(&raw, token, n_top)?),
+                    _ => None,
+                };
+                sample.tokens.push(token);
+                let piece = sample.utf8.push(tokenizer.token_bytes(token));
+                let step = sample.stop.push(&piece);
+                sample.text.push_str(&step.text);
+                let stopped = step.is_stopped();
+                let keep_going = on_event(Event::Token {
+                    id: active.id,
+                    sample_idx: sample.idx,
+                    token,
+                    text: step.text,
+                    logprobs: token_logprobs,
+                });
+                if !keep_going {
+                    active.cancelled = true;
+                } else if stopped {
+                    sample.finish = Some(FinishReason::Stop);
+                    sample.hit_stop_string = true;
+                } else if sample.tokens.len() >= request.options.max_tokens
+                    || sample.cache.len() + 1 >= engine.n_ctx()
+                {
+                    sample.finish = Some(FinishReason::Length);
+                } else {
+                    sample.next = Some(token);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports and drops finished samples, cancelled requests' samples, and
+    /// requests with no sample left.
+    fn finish_samples(&mut self, on_event: &mut dyn FnMut(Event) -> bool) {
+        for active in &mut self.active {
+            if active.cancelled {
+                let samples = match std::mem::replace(
+                    &mut active.stage,
+                    Stage::Decode {
+                        samples: Vec::new(),
+                    },
+                ) {
+                    Stage::Decode { samples } => samples,
+                    // A request cancelled before its prompt was read has
+                    // samples that never started.
+                    Stage::Prefill { .. } => (0..active.request.options.n)
+                        .map(|idx| new_sample(&active.request, idx, KvCache::default()))
+                        .collect(),
+                };
+                for mut sample in samples {
+                    sample.finish.get_or_insert(FinishReason::Cancelled);
+                    sample.next = None;
+                    done(active, sample, on_event);
+                }
+                continue;
+            }
+            let Stage::Decode { samples } = &mut active.stage else {
+                continue;
+            };
+            let (finished, running): (Vec<Sample>, Vec<Sample>) = std::mem::take(samples)
+                .into_iter()
+                .partition(|s| s.finish.is_some());
+            *samples = running;
+            for sample in finished {
+                done(active, sample, on_event);
+            }
+        }
+        self.active.retain(|a| match &a.stage {
+            Stage::Decode { samples } => !samples.is_empty(),
+            Stage::Prefill { .. } => true,
+        });
+    }
+
+    fn forward(&mut self) -> Result<()> {
+        enum Slot {
+            Sample(usize, usize),
+            Prefill(usize, usize),
+        }
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut inputs: Vec<Vec<u32>> = Vec::new();
+        let mut budget = self.options.prefill_chunk.max(1);
+        for (a, active) in self.active.iter().enumerate() {
+            match &active.stage {
+                Stage::Decode { samples } => {
+                    for (s, sample) in samples.iter().enumerate() {
+                        if let Some(token) = sample.next {
+                            slots.push(Slot::Sample(a, s));
+                            inputs.push(vec![token]);
+                        }
+                    }
+                }
+                Stage::Prefill { cache } if budget > 0 => {
+                    let prompt = &active.request.prompt;
+                    let end = prompt.len().min(cache.len() + budget);
+                    budget -= end - cache.len();
+                    slots.push(Slot::Prefill(a, end));
+                    inputs.push(prompt[cache.len()..end].to_vec());
+                }
+                Stage::Prefill { .. } => {}
+            }
+        }
+        if slots.is_empty() {
+            return Ok(());
+        }
+
+        let n_ctx = self.engine.n_ctx();
+        let logits = {
+            let mut caches: Vec<&mut KvCache> = Vec::with_capacity(slots.len());
+            let mut slot_iter = slots.iter().peekable();
+            for (a, active) in self.active.iter_mut().enumerate() {
+                match &mut active.stage {
+                    Stage::Prefill { cache } => {
+                        if let Some(Slot::Prefill(slot_a, _)) = slot_iter.peek() {
+                            if *slot_a == a {
+                                caches.push(cache);
+                                slot_iter.next();
+                            }
+                        }
+                    }
+                    Stage::Decode { samples } => {
+                        for (s, sample) in samples.iter_mut().enumerate() {
+                            if let Some(Slot::Sample(slot_a, slot_s)) = slot_iter.peek() {
+                                if (*slot_a, *slot_s) == (a, s) {
+                                    caches.push(&mut sample.cache);
+                                    slot_iter.next();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let input_refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
+            self.engine
+                .model()
+                .forward(&mut caches, &input_refs, n_ctx, false)?
+        };
+
+        let mut finished_prompts = Vec::new();
+        for (slot, logits) in slots.into_iter().zip(logits) {
+            match slot {
+                Slot::Sample(a, s) => {
+                    let Stage::Decode { samples } = &mut self.active[a].stage else {
+                        unreachable!("a sample slot belongs to a decoding request");
+                    };
+                    samples[s].next = None;
+                    samples[s].logits = Some(logits);
+                }
+                Slot::Prefill(a, end) => {
+                    let active = &mut self.active[a];
+                    if end < active.request.prompt.len() {
+                        continue;
+                    }
+                    let Stage::Prefill { cache } = std::mem::replace(
+                        &mut active.stage,
+                        Stage::Decode {
+                            samples: Vec::new(),
+                        },
+                    ) else {
+                        unreachable!("a prefill slot belongs to a prefilling request");
+                    };
+                    finished_prompts.push((a, cache.clone()));
+                    let n = active.request.options.n;
+                    let mut samples: Vec<Sample> = (0..n)
+                        .map(|idx| {
+                            // The last sample takes the prompt's cache itself.
+                            let cache = if idx + 1 == n {
+                                KvCache::default()
+                            } else {
+                                cache.clone()
+                            };
+                            let mut sample = new_sample(&active.request, idx, cache);
+                            sample.logits = Some(logits.clone());
+                            sample
+                        })
+                        .collect();
+                    if let Some(last) = samples.last_mut() {
+                        last.cache = cache;
+                    }
+                    active.stage = Stage::Decode { samples };
+                }
+            }
+        }
+        for (a, cache) in finished_prompts {
+            let prompt = std::mem::take(&mut self.active[a].request.prompt);
+            self.remember_prefix(&prompt, &cache);
+            self.active[a].request.prompt = prompt;
+        }
+        Ok(())
+    }
+}
+
+fn new_sample(request: &Request, idx: usize, cache: KvCache) -> Sample {
+    let opts = &request.options;
+    Sample {
+        idx,
+        cache,
+        sampler: Sampler::new(SamplingParams {
+            seed: opts.sampling.seed.wrapping_add(idx as u64),
+            ..opts.sampling.clone()
+        }),
+        utf8: Utf8Stream::new(),
+        stop: StopMatcher::new(&opts.stop),
+        text: String::new(),
+        tokens: Vec::new(),
+        logits: None,
+        next: None,
+        finish: None,
+        hit_stop_string: false,
+    }
+}
+
+/// Reports a finished sample: text held back as a possible stop-string prefix
+/// is released unless a stop string actually matched.
+fn done(active: &Active, mut sample: Sample, on_event: &mut dyn FnMut(Event) -> bool) {
+    let mut tail = String::new();
+    if !sample.hit_stop_string {
+        let step = sample.stop.push(&sample.utf8.finish());
+        let stopped = step.is_stopped();
+        tail = step.text;
+        if !stopped {
+            tail.push_str(&sample.stop.finish());
+        }
+        sample.text.push_str(&tail);
+    }
+    on_event(Event::Done {
+        id: active.id,
+        sample_idx: sample.idx,
+        tail,
+        completion: Completion {
+            text: sample.text,
+            tokens: sample.tokens,
+            finish_reason: sample.finish.unwrap_or(FinishReason::Length),
+            n_prompt_tokens: active.request.prompt.len(),
+            n_cached_tokens: active.n_cached,
+        },
+    });
+}
