@@ -25,6 +25,8 @@ enum Command {
     Infill(InfillArgs),
     /// Run a program in the sandbox and print its outcome.
     Exec(crate::exec::ExecArgs),
+    /// Serve the model over HTTP (OpenAI-compatible API, llama.cpp /infill).
+    Serve(crate::serve::ServeArgs),
     /// Evaluate a model by execution: HumanEval, MBPP, pass@k.
     Eval(crate::eval::EvalArgs),
     /// List or fetch registry models.
@@ -49,12 +51,28 @@ enum ModelsCommand {
     },
 }
 
-/// Flags shared by every generating command.
+/// Which model to load and how.
 #[derive(Args, Clone)]
-pub struct GenArgs {
+pub struct ModelArgs {
     /// Registry name, GGUF file or Hugging Face model directory.
     #[arg(long, short, default_value = "qwen2.5-coder-0.5b-instruct")]
     pub model: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Context window in tokens (default: the model's).
+    #[arg(long)]
+    pub ctx: Option<usize>,
+    /// Model cache directory (default: $CODELM_CACHE or ~/.cache/codelm).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Flags shared by every generating command.
+#[derive(Args, Clone)]
+pub struct GenArgs {
+    #[command(flatten)]
+    pub load: ModelArgs,
     /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -82,18 +100,9 @@ pub struct GenArgs {
     /// Stop string (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Context window in tokens (default: the model's).
-    #[arg(long)]
-    pub ctx: Option<usize>,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
-    /// Model cache directory (default: $CODELM_CACHE or ~/.cache/codelm).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -143,6 +152,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Chat(args) => generate::chat(args),
         Command::Infill(args) => generate::infill(args),
         Command::Exec(args) => crate::exec::run(&args),
+        Command::Serve(args) => crate::serve::run(args),
         Command::Eval(args) => crate::eval::run(args),
         Command::Models { command } => match command {
             ModelsCommand::List { json } => generate::models_list(json),

@@ -10,24 +10,25 @@ use codelm_generate::{
 use codelm_hub::PullOptions;
 use serde_json::json;
 
-use crate::cli::{ChatArgs, CompleteArgs, GenArgs, InfillArgs};
+use crate::cli::{ChatArgs, CompleteArgs, GenArgs, InfillArgs, ModelArgs};
 
-fn pull_options(gen: Option<&GenArgs>) -> PullOptions {
+fn pull_options(load: Option<&ModelArgs>) -> PullOptions {
     PullOptions {
-        cache_dir: gen.and_then(|g| g.cache_dir.clone()),
+        cache_dir: load.and_then(|l| l.cache_dir.clone()),
         ..Default::default()
     }
 }
 
-fn load(gen: &GenArgs) -> Result<Engine> {
-    if let Some(threads) = gen.threads {
+/// Resolves (fetching if needed) and loads the model.
+pub fn load_model(load: &ModelArgs) -> Result<Engine> {
+    if let Some(threads) = load.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .build_global()
             .context("setting up the thread pool")?;
     }
-    let path = codelm_hub::resolve(&gen.model, &pull_options(Some(gen)))?;
-    Engine::load(&path, gen.ctx).with_context(|| format!("loading {}", path.display()))
+    let path = codelm_hub::resolve(&load.model, &pull_options(Some(load)))?;
+    Engine::load(&path, load.ctx).with_context(|| format!("loading {}", path.display()))
 }
 
 fn options(gen: &GenArgs) -> Result<GenerateOptions> {
@@ -80,7 +81,7 @@ fn run_prompt(engine: &Engine, prompt: &Prompt, gen: &GenArgs) -> Result<Vec<Com
     let n_prompt = completions.first().map_or(0, |c| c.n_prompt_tokens);
     if gen.json {
         let out = json!({
-            "model": gen.model,
+            "model": gen.load.model,
             "prompt_tokens": n_prompt,
             "completion_tokens": n_new,
             "seconds": elapsed,
@@ -125,13 +126,13 @@ pub fn complete(args: CompleteArgs) -> Result<i32> {
     } else {
         args.prompt
     };
-    let engine = load(&args.gen)?;
+    let engine = load_model(&args.gen.load)?;
     run_prompt(&engine, &Prompt::Text(prompt), &args.gen)?;
     Ok(0)
 }
 
 pub fn chat(args: ChatArgs) -> Result<i32> {
-    let engine = load(&args.gen)?;
+    let engine = load_model(&args.gen.load)?;
     let mut messages: Vec<Message> = args
         .system
         .iter()
@@ -177,7 +178,7 @@ pub fn infill(args: InfillArgs) -> Result<i32> {
     if prefix.is_empty() && suffix.is_empty() {
         bail!("give --prefix/--suffix or --file with --line");
     }
-    let engine = load(&args.gen)?;
+    let engine = load_model(&args.gen.load)?;
     let mut input = FimInput::new(prefix, suffix);
     input.order = if args.spm {
         FimOrder::Spm

@@ -4,6 +4,7 @@ mod cli;
 mod eval;
 mod exec;
 mod generate;
+mod serve;
 
 use clap::Parser;
 
