@@ -164,70 +164,78 @@ pub fn dot_rows(
             return;
         }
     }
-    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
-        let out = &mut tile[r * n..(r + 1) * n];
-        match acts {
-            Activations::F32(xs, cols) => {
-                for (t, o) in out.iter_mut().enumerate() {
-                    *o = dot_float(dtype, row, &xs[t * cols..(t + 1) * cols]);
+    // Tokens in blocks whose activations stay in L2 while every row of the band
+    // passes over them; with all tokens at once a long prefill streamed them from
+    // L3 once per weight row.
+    let token_bytes = (row_bytes * 4).max(1);
+    let block_tokens = (128 * 1024 / token_bytes).clamp(4, n.max(4)) / 4 * 4;
+    for t0 in (0..n).step_by(block_tokens) {
+        let t1 = (t0 + block_tokens).min(n);
+        for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+            let out = &mut tile[r * n + t0..r * n + t1];
+            match acts {
+                Activations::F32(xs, cols) => {
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o = dot_float(dtype, row, &xs[(t0 + t) * cols..(t0 + t + 1) * cols]);
+                    }
                 }
-            }
-            Activations::Q8(blocks, per_row) => {
-                #[cfg(target_arch = "x86_64")]
-                if use_avx2
-                    && n > 1
-                    && matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0)
-                {
-                    // Decode the weight row once, then reuse it for every token, four
-                    // tokens per pass (independent accumulator chains).
-                    // SAFETY: AVX2, FMA and F16C were detected at run time.
-                    unsafe {
-                        avx2::unpack_row(dtype, row, &mut unpacked, &mut scales);
+                Activations::Q8(blocks, per_row) => {
+                    #[cfg(target_arch = "x86_64")]
+                    if use_avx2
+                        && n > 1
+                        && matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0)
+                    {
+                        // Decode the weight row once, then reuse it for every token, four
+                        // tokens per pass (independent accumulator chains).
+                        // SAFETY: AVX2, FMA and F16C were detected at run time.
+                        unsafe {
+                            avx2::unpack_row(dtype, row, &mut unpacked, &mut scales);
+                            let mut t = 0;
+                            while t + 4 <= out.len() {
+                                let ys: [&[BlockQ8]; 4] = std::array::from_fn(|i| {
+                                    &blocks[(t0 + t + i) * per_row..(t0 + t + i + 1) * per_row]
+                                });
+                                let sums = avx2::dot_unpacked_x4(&unpacked, &scales, ys);
+                                out[t..t + 4].copy_from_slice(&sums);
+                                t += 4;
+                            }
+                            for (t, o) in out.iter_mut().enumerate().skip(t) {
+                                let ys = &blocks[(t0 + t) * per_row..(t0 + t + 1) * per_row];
+                                *o = avx2::dot_unpacked(&unpacked, &scales, ys);
+                            }
+                        }
+                        continue;
+                    }
+                    for (t, o) in out.iter_mut().enumerate() {
+                        let ys = &blocks[(t0 + t) * per_row..(t0 + t + 1) * per_row];
+                        *o = dot_q8(dtype, row, ys, use_avx2);
+                    }
+                }
+                Activations::Q8K(blocks, per_row) => {
+                    #[cfg(target_arch = "x86_64")]
+                    if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
+                        // Four tokens per pass: each weight super-block is decoded once
+                        // into registers and multiplied with all four.
                         let mut t = 0;
-                        while t + 4 <= n {
-                            let ys: [&[BlockQ8]; 4] = std::array::from_fn(|i| {
-                                &blocks[(t + i) * per_row..(t + i + 1) * per_row]
+                        while t + 4 <= out.len() {
+                            let ys: [&[BlockQ8K]; 4] = std::array::from_fn(|i| {
+                                &blocks[(t0 + t + i) * per_row..(t0 + t + i + 1) * per_row]
                             });
-                            let sums = avx2::dot_unpacked_x4(&unpacked, &scales, ys);
+                            // SAFETY: AVX2, FMA and F16C were detected at run time.
+                            let sums = unsafe { avx2::dot_q8k_x4_tokens(dtype, row, ys) };
                             out[t..t + 4].copy_from_slice(&sums);
                             t += 4;
                         }
                         for (t, o) in out.iter_mut().enumerate().skip(t) {
-                            let ys = &blocks[t * per_row..(t + 1) * per_row];
-                            *o = avx2::dot_unpacked(&unpacked, &scales, ys);
+                            let ys = &blocks[(t0 + t) * per_row..(t0 + t + 1) * per_row];
+                            *o = dot_q8k(dtype, row, ys, true);
                         }
+                        continue;
                     }
-                    continue;
-                }
-                for (t, o) in out.iter_mut().enumerate() {
-                    let ys = &blocks[t * per_row..(t + 1) * per_row];
-                    *o = dot_q8(dtype, row, ys, use_avx2);
-                }
-            }
-            Activations::Q8K(blocks, per_row) => {
-                #[cfg(target_arch = "x86_64")]
-                if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
-                    // Four tokens per pass: each weight super-block is decoded once
-                    // into registers and multiplied with all four.
-                    let mut t = 0;
-                    while t + 4 <= n {
-                        let ys: [&[BlockQ8K]; 4] = std::array::from_fn(|i| {
-                            &blocks[(t + i) * per_row..(t + i + 1) * per_row]
-                        });
-                        // SAFETY: AVX2, FMA and F16C were detected at run time.
-                        let sums = unsafe { avx2::dot_q8k_x4_tokens(dtype, row, ys) };
-                        out[t..t + 4].copy_from_slice(&sums);
-                        t += 4;
+                    for (t, o) in out.iter_mut().enumerate() {
+                        let ys = &blocks[(t0 + t) * per_row..(t0 + t + 1) * per_row];
+                        *o = dot_q8k(dtype, row, ys, use_avx2);
                     }
-                    for (t, o) in out.iter_mut().enumerate().skip(t) {
-                        let ys = &blocks[t * per_row..(t + 1) * per_row];
-                        *o = dot_q8k(dtype, row, ys, true);
-                    }
-                    continue;
-                }
-                for (t, o) in out.iter_mut().enumerate() {
-                    let ys = &blocks[t * per_row..(t + 1) * per_row];
-                    *o = dot_q8k(dtype, row, ys, use_avx2);
                 }
             }
         }
@@ -810,7 +818,8 @@ mod tests {
                 .flat_map(|r| quantize_row(dtype, &random(cols, 40 + r as u64, 1.5)))
                 .collect();
             let row_bytes = rows.len() / n_rows;
-            for n in [1, 3, 6] {
+            // 300 tokens span several token blocks of `dot_rows` for every type.
+            for n in [1, 3, 6, 300] {
                 let x = random(n * cols, 77, 1.0);
                 let acts = Activations::quantize(dtype, &x, n, cols);
                 let mut tile = vec![0f32; n_rows * n];
@@ -857,7 +866,9 @@ mod tests {
 
     #[test]
     fn round_even_rounds_like_round_ties_even() {
-        let mut values = vec![0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -127.5, 127.49999, -0.0];
+        let mut values = vec![
+            0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -127.5, 127.49999, -0.0,
+        ];
         values.extend(random(10_000, 9, 130.0));
         values.extend((0..2000).map(|i| i as f32 * 0.125 - 125.0));
         for v in values {
