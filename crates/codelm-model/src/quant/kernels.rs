@@ -142,6 +142,8 @@ pub fn dot_rows(
     let n_rows = rows.len() / row_bytes;
     let n = tile.len() / n_rows.max(1);
     let use_avx2 = has_avx2();
+    #[cfg(target_arch = "x86_64")]
+    let use_vnni = use_avx2 && std::is_x86_feature_detected!("avxvnni");
     let mut unpacked: Vec<i8> = Vec::new();
     let mut scales: Vec<f32> = Vec::new();
     #[cfg(target_arch = "x86_64")]
@@ -195,7 +197,11 @@ pub fn dot_rows(
                                 let ys: [&[BlockQ8]; 4] = std::array::from_fn(|i| {
                                     &blocks[(t0 + t + i) * per_row..(t0 + t + i + 1) * per_row]
                                 });
-                                let sums = avx2::dot_unpacked_x4(&unpacked, &scales, ys);
+                                let sums = if use_vnni {
+                                    avx2::dot_unpacked_x4_vnni(&unpacked, &scales, ys)
+                                } else {
+                                    avx2::dot_unpacked_x4(&unpacked, &scales, ys)
+                                };
                                 out[t..t + 4].copy_from_slice(&sums);
                                 t += 4;
                             }
@@ -534,6 +540,27 @@ mod avx2 {
                 let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
                 let dot =
                     _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)), ones);
+                let d = _mm256_set1_ps(scale * y.d);
+                *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
+            }
+        }
+        acc.map(|a| hsum(a))
+    }
+
+    /// [`dot_unpacked_x4`] with AVX-VNNI: one `vpdpbusd` replaces the two
+    /// multiply-adds. The products are exact integers either way, so the results
+    /// are bit-identical.
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    pub unsafe fn dot_unpacked_x4_vnni(qs: &[i8], scales: &[f32], ys: [&[BlockQ8]; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (j, &scale) in scales.iter().enumerate() {
+            let qx = _mm256_loadu_si256(qs.as_ptr().add(32 * j) as *const __m256i);
+            let ax = _mm256_sign_epi8(qx, qx);
+            for (acc, ys) in acc.iter_mut().zip(&ys) {
+                let y = &ys[j];
+                let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                let dot =
+                    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(qy, qx));
                 let d = _mm256_set1_ps(scale * y.d);
                 *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
             }
