@@ -161,7 +161,15 @@ impl Server {
                         if stop_on_ctrl_c {
                             tokio::select! {
                                 _ = stop => {}
-                                _ = tokio::signal::ctrl_c() => {}
+                                _ = tokio::signal::ctrl_c() => {
+                                    // Open streams may run for minutes: a second
+                                    // Ctrl-C ends the process without waiting.
+                                    eprintln!("stopping after the open requests; Ctrl-C again quits now");
+                                    tokio::spawn(async {
+                                        let _ = tokio::signal::ctrl_c().await;
+                                        std::process::exit(130);
+                                    });
+                                }
                             }
                         } else {
                             let _ = stop.await;
