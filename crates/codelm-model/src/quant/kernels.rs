@@ -425,7 +425,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BlockQ8, BlockQ8K};
-    use crate::quant::blocks::{scale_min_k4, GgmlType};
+    use crate::quant::blocks::{scale_min_k4, scales_mins_k4, GgmlType};
 
     /// IEEE half at `at` to f32 with the F16C instruction.
     #[inline]
@@ -598,6 +598,30 @@ mod avx2 {
         hsum(acc)
     }
 
+    /// `Σ_j bsums[j] · weights[j]` over sixteen i16 pairs (exact in i32).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn bsums_dot(bsums: &[i16; 16], weights: __m256i) -> i32 {
+        let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
+        let sums = _mm256_madd_epi16(bs, weights);
+        let s = _mm_add_epi32(
+            _mm256_castsi256_si128(sums),
+            _mm256_extracti128_si256(sums, 1),
+        );
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
+
+    /// Eight Q4_K mins as sixteen i16, each repeated for the two 16-quant sums
+    /// of its 32-quant sub-block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn min_pairs(mins: [u8; 8]) -> __m256i {
+        let m = _mm_set_epi64x(0, i64::from_le_bytes(mins));
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m))
+    }
+
     /// The 128 six-bit quants of half `half` of a Q6_K block, as four vectors of
     /// 32 values in `[0, 64)`, in element order.
     #[inline]
@@ -637,18 +661,10 @@ mod avx2 {
             if dtype == GgmlType::Q4_K {
                 d = f16_at(b, 0);
                 let dmin = f16_at(b, 2);
-                let scales = &b[4..16];
-                let mut sc = [0u8; 8];
-                let mut m = [0i32; 8];
-                for j in 0..8 {
-                    let (s, mn) = scale_min_k4(j, scales);
-                    sc[j] = s;
-                    m[j] = mn as i32;
-                }
+                let (sc, mins) = scales_mins_k4(&b[4..16]);
+                let pair_mins = min_pairs(mins);
                 for t in 0..4 {
-                    let summ: i32 = (0..8)
-                        .map(|j| m[j] * (y[t].bsums[2 * j] as i32 + y[t].bsums[2 * j + 1] as i32))
-                        .sum();
+                    let summ = bsums_dot(&y[t].bsums, pair_mins);
                     acc_min[t] += (dmin * y[t].d) * summ as f32;
                 }
                 for chunk in 0..4 {
@@ -671,10 +687,9 @@ mod avx2 {
             } else {
                 d = f16_at(b, 208);
                 let sc = &b[192..208];
+                let scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr() as *const __m128i));
                 for t in 0..4 {
-                    let bias: i32 = (0..16)
-                        .map(|j| (sc[j] as i8) as i32 * y[t].bsums[j] as i32)
-                        .sum();
+                    let bias = bsums_dot(&y[t].bsums, scales16);
                     // Same rounding order as `dot_q8k`: (d · d_y), then the rest.
                     acc_min[t] += 32.0 * (d * y[t].d) * bias as f32;
                 }
