@@ -284,13 +284,23 @@ impl Engine {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<Vec<Completion>> {
-        let prompt_ids = self.tokenize(prompt)?;
-        // The vocabulary's end-of-generation tokens always stop; FIM adds its own.
+        let request = self.request(prompt, opts.clone())?;
+        self.generate_tokens(&request.prompt, &request.stop_tokens, opts, on_text)
+    }
+
+    /// Tokenizes a prompt into a [`Request`]. The vocabulary's end-of-generation
+    /// tokens always stop a sample; an infill prompt also stops at its format's
+    /// end tokens.
+    pub fn request(&self, prompt: &Prompt, options: GenerateOptions) -> Result<Request> {
         let stop_tokens: Vec<u32> = match (prompt, &self.fim) {
             (Prompt::Infill(_), Some(fim)) => fim.stop_tokens().to_vec(),
             _ => Vec::new(),
         };
-        self.generate_tokens(&prompt_ids, &stop_tokens, opts, on_text)
+        Ok(Request {
+            prompt: self.tokenize(prompt)?,
+            stop_tokens,
+            options,
+        })
     }
 
     /// [`Engine::generate`] for a tokenized prompt.

@@ -306,20 +306,11 @@ fn engine_request(
     prompt: &Prompt,
     options: GenerateOptions,
 ) -> Result<Request, ApiError> {
-    let engine = &app.engine;
-    let ids = engine
-        .tokenize(prompt)
+    let request = app
+        .engine
+        .request(prompt, options)
         .map_err(|e| ApiError::from_generate(&e))?;
-    let stop_tokens = match (prompt, engine.fim_format()) {
-        (Prompt::Infill(_), Some(fim)) => fim.stop_tokens().to_vec(),
-        _ => Vec::new(),
-    };
-    let request = Request {
-        prompt: ids,
-        stop_tokens,
-        options,
-    };
-    Batch::validate(engine, &request).map_err(|e| ApiError::from_generate(&e))?;
+    Batch::validate(&app.engine, &request).map_err(|e| ApiError::from_generate(&e))?;
     Ok(request)
 }
 
