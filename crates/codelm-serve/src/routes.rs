@@ -638,16 +638,22 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
             out.push(chunk(choice, Value::Null));
             let over = n_done == n_choices;
             if over {
-                if include_usage {
-                    out.push(chunk(json!([]), usage(n_prompt, n_completion)));
-                }
-                out.push("[DONE]".to_string());
+                let usage_chunk =
+                    include_usage.then(|| chunk(json!([]), usage(n_prompt, n_completion)));
+                end_stream(&mut out, usage_chunk);
             }
             (out, over)
         }
         Some(JobEvent::Failed(err)) => (vec![err.body().to_string()], true),
         None => (Vec::new(), true),
     }))
+}
+
+/// Ends an OpenAI stream once every choice is done: the usage chunk when it was
+/// asked for, then `[DONE]`.
+fn end_stream(out: &mut Vec<String>, usage_chunk: Option<String>) {
+    out.extend(usage_chunk);
+    out.push("[DONE]".to_string());
 }
 
 fn message_text(content: Option<MessageContent>) -> Result<String, ApiError> {
@@ -837,10 +843,9 @@ async fn chat_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
             out.push(chunk(choice, Value::Null));
             let over = n_done == n;
             if over {
-                if include_usage {
-                    out.push(chunk(json!([]), usage(n_prompt, n_completion)));
-                }
-                out.push("[DONE]".to_string());
+                let usage_chunk =
+                    include_usage.then(|| chunk(json!([]), usage(n_prompt, n_completion)));
+                end_stream(&mut out, usage_chunk);
             }
             (out, over)
         }
