@@ -89,6 +89,16 @@ impl ApiError {
         }
     }
 
+    /// The engine thread is gone.
+    pub fn engine_stopped() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            None,
+            "the engine stopped",
+        )
+    }
+
     /// The engine refused or failed a request.
     pub fn from_generate(err: &codelm_generate::Error) -> Self {
         use codelm_generate::Error as G;

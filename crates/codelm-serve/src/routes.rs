@@ -169,6 +169,34 @@ fn unix_time() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What every completion answer and stream chunk carries around its choices.
+struct Envelope {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Envelope {
+    fn new(id_prefix: &str, model: &str) -> Self {
+        Envelope {
+            id: response_id(id_prefix),
+            created: unix_time(),
+            model: model.to_string(),
+        }
+    }
+
+    fn wrap(&self, object: &str, choices: Value, usage: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": object,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": usage,
+        })
+    }
+}
+
 fn response_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -370,14 +398,7 @@ async fn collect(
                 n_done += 1;
             }
             Some(JobEvent::Failed(err)) => return Err(err),
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    None,
-                    "the engine stopped",
-                ))
-            }
+            None => return Err(ApiError::engine_stopped()),
         }
     }
     Ok(choices)
@@ -554,8 +575,7 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
     let n_prompt: usize = requests.iter().map(|r| r.prompt.len()).sum();
     let n_choices = requests.len() * n;
     let events = submit(&app, requests)?;
-    let (id, created) = (response_id("cmpl"), unix_time());
-    let model = app.model_id.clone();
+    let envelope = Envelope::new("cmpl", &app.model_id);
 
     if !request.stream {
         let choices = collect(events, n_choices, n).await?;
@@ -574,14 +594,11 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
             .collect();
         return Ok(json_response(
             StatusCode::OK,
-            &json!({
-                "id": id,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": choices,
-                "usage": usage(n_prompt, n_completion),
-            }),
+            &envelope.wrap(
+                "text_completion",
+                json!(choices),
+                usage(n_prompt, n_completion),
+            ),
         ));
     }
 
@@ -590,15 +607,7 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
     let mut offsets = vec![0usize; n_choices];
     let (mut n_done, mut n_completion) = (0, 0);
     let chunk = move |choices: Value, usage: Value| {
-        json!({
-            "id": id,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            "usage": usage,
-        })
-        .to_string()
+        envelope.wrap("text_completion", choices, usage).to_string()
     };
     Ok(event_stream(events, move |event| match event {
         Some(JobEvent::Token {
@@ -736,8 +745,7 @@ async fn chat_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
     let engine_request = engine_request(&app, &Prompt::Chat(messages), options.clone())?;
     let n_prompt = engine_request.prompt.len();
     let events = submit(&app, vec![engine_request])?;
-    let (id, created) = (response_id("chatcmpl"), unix_time());
-    let model = app.model_id.clone();
+    let envelope = Envelope::new("chatcmpl", &app.model_id);
 
     if !request.stream {
         let choices = collect(events, n, n).await?;
@@ -756,14 +764,11 @@ async fn chat_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
             .collect();
         return Ok(json_response(
             StatusCode::OK,
-            &json!({
-                "id": id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": choices,
-                "usage": usage(n_prompt, n_completion),
-            }),
+            &envelope.wrap(
+                "chat.completion",
+                json!(choices),
+                usage(n_prompt, n_completion),
+            ),
         ));
     }
 
@@ -772,15 +777,9 @@ async fn chat_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
     let (mut n_done, mut n_completion) = (0, 0);
     let mut started = vec![false; n];
     let chunk = move |choices: Value, usage: Value| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            "usage": usage,
-        })
-        .to_string()
+        envelope
+            .wrap("chat.completion.chunk", choices, usage)
+            .to_string()
     };
     // The first chunk of each choice carries the role.
     let mut delta = move |index: usize, content: Option<&str>| {
@@ -946,14 +945,7 @@ async fn infill_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
                     return Ok(json_response(StatusCode::OK, &body));
                 }
                 Some(JobEvent::Failed(err)) => return Err(err),
-                None => {
-                    return Err(ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        None,
-                        "the engine stopped",
-                    ))
-                }
+                None => return Err(ApiError::engine_stopped()),
             }
         }
     }

@@ -132,12 +132,7 @@ impl Scheduler {
                 Some("queue_full"),
                 "the server's request queue is full; retry later",
             )),
-            Err(TrySendError::Disconnected(_)) => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                None,
-                "the engine stopped",
-            )),
+            Err(TrySendError::Disconnected(_)) => Err(ApiError::engine_stopped()),
         }
     }
 }

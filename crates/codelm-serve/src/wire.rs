@@ -77,40 +77,30 @@ pub struct SamplingFields {
 }
 
 /// `POST /v1/completions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct CompletionRequest {
     /// Model id; absent means the served model.
-    #[serde(default)]
     pub model: Option<String>,
     /// What to continue.
-    #[serde(default)]
     pub prompt: Option<PromptInput>,
     /// Text after the insertion point: makes the request a fill-in-the-middle one.
-    #[serde(default)]
     pub suffix: Option<String>,
     /// New tokens at most per choice (OpenAI's default: 16).
-    #[serde(default)]
     pub max_tokens: Option<usize>,
     /// Choices per prompt.
-    #[serde(default)]
     pub n: Option<usize>,
     /// Stream server-sent events.
-    #[serde(default)]
     pub stream: bool,
     /// Streaming options.
-    #[serde(default)]
     pub stream_options: Option<StreamOptions>,
     /// Report log-probabilities with this many alternatives (at most 5).
-    #[serde(default)]
     pub logprobs: Option<usize>,
     /// Echo the prompt: refused.
-    #[serde(default)]
     pub echo: bool,
     /// Best-of sampling: refused unless equal to `n`.
-    #[serde(default)]
     pub best_of: Option<usize>,
     /// Stop strings.
-    #[serde(default)]
     pub stop: Option<StringOrList>,
     /// Sampling.
     #[serde(flatten)]
@@ -149,45 +139,34 @@ pub struct ChatMessage {
 }
 
 /// `POST /v1/chat/completions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ChatRequest {
     /// Model id; absent means the served model.
-    #[serde(default)]
     pub model: Option<String>,
     /// The conversation.
     pub messages: Vec<ChatMessage>,
     /// New tokens at most per choice.
-    #[serde(default)]
     pub max_tokens: Option<usize>,
     /// The newer spelling of `max_tokens`.
-    #[serde(default)]
     pub max_completion_tokens: Option<usize>,
     /// Choices.
-    #[serde(default)]
     pub n: Option<usize>,
     /// Stream server-sent events.
-    #[serde(default)]
     pub stream: bool,
     /// Streaming options.
-    #[serde(default)]
     pub stream_options: Option<StreamOptions>,
     /// Report log-probabilities.
-    #[serde(default)]
     pub logprobs: bool,
     /// Alternatives per position when `logprobs` is set (at most 20).
-    #[serde(default)]
     pub top_logprobs: Option<usize>,
     /// Stop strings.
-    #[serde(default)]
     pub stop: Option<StringOrList>,
     /// Tools: refused.
-    #[serde(default)]
     pub tools: Option<serde_json::Value>,
     /// Functions: refused.
-    #[serde(default)]
     pub functions: Option<serde_json::Value>,
     /// Response format: only `{"type": "text"}` is served.
-    #[serde(default)]
     pub response_format: Option<serde_json::Value>,
     /// Sampling.
     #[serde(flatten)]
@@ -206,31 +185,24 @@ pub struct ExtraChunk {
 }
 
 /// `POST /infill`, as llama.cpp's server takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct InfillRequest {
     /// Code before the cursor.
-    #[serde(default)]
     pub input_prefix: String,
     /// Code after the cursor.
-    #[serde(default)]
     pub input_suffix: String,
     /// Other files of the project, rendered in the model's repository format.
-    #[serde(default)]
     pub input_extra: Vec<ExtraChunk>,
     /// Text added after `input_prefix` (what the user is typing).
-    #[serde(default)]
     pub prompt: String,
     /// New tokens at most; negative means until the context is full.
-    #[serde(default)]
     pub n_predict: Option<i64>,
     /// Stop strings.
-    #[serde(default)]
     pub stop: Vec<String>,
     /// Stream server-sent events.
-    #[serde(default)]
     pub stream: bool,
     /// Model id; absent means the served model.
-    #[serde(default)]
     pub model: Option<String>,
     /// Sampling.
     #[serde(flatten)]
