@@ -5,8 +5,9 @@ Builds 164 canonical solutions and 164 wrong ones (body replaced with
 (from a private copy with execution enabled) and codelm's `batch` example on
 the same check programs, then prints executions/s of each, the ratio, and
 whether the verdicts agree. CPU seconds per execution (of each side's
-process tree; kernel worker threads excluded) are printed too: on a shared
-machine they vary less than executions/s. Started by run.sh.
+process tree, and for codelm's warm jobs their cgroups; kernel worker
+threads excluded) are printed too: on a shared machine they vary less than
+executions/s. Started by run.sh.
 """
 
 import argparse
@@ -118,8 +119,11 @@ def main():
     completed = subprocess.run(batch_args, input=programs_text,
                                capture_output=True, text=True, check=True)
     codelm_s = time.perf_counter() - start
-    codelm_cpu = cpu_seconds() - cpu_start
     verdicts = [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
+    # Warm jobs run in processes of the zygote, which this process never
+    # reaps; their CPU comes from each job's cgroup instead.
+    codelm_cpu = cpu_seconds() - cpu_start + sum(
+        v["cpu_time_s"] for v in verdicts if v.get("warm_start") and v.get("cpu_time_s"))
     codelm = [v["status"] == "passed" for v in verdicts]
 
     n = len(samples)

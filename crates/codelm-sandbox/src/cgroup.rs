@@ -117,9 +117,13 @@ impl CgroupRoot {
         })
     }
 
-    /// Takes a pooled cgroup or creates one, and configures it for a job.
+    /// Takes a pooled cgroup that no process holds any more, or creates
+    /// one, and configures it for a job.
     pub(crate) fn acquire(&self, limits: &Limits) -> Result<JobCgroup> {
-        let pooled = self.pool.lock().map_or(None, |mut pool| pool.pop());
+        let pooled = self.pool.lock().map_or(None, |mut pool| {
+            let idx = pool.iter().rposition(JobCgroup::is_empty)?;
+            Some(pool.swap_remove(idx))
+        });
         if let Some(mut cgroup) = pooled {
             if cgroup.configure(limits).is_ok() {
                 return Ok(cgroup);
@@ -130,13 +134,11 @@ impl CgroupRoot {
         Ok(cgroup)
     }
 
-    /// Returns a job's cgroup to the pool once it holds no process.
+    /// Returns a job's cgroup to the pool. Its last process may still be
+    /// exiting; [`CgroupRoot::acquire`] skips it until it is gone.
     pub(crate) fn release(&self, cgroup: JobCgroup) {
-        let procs = fs::read_to_string(cgroup.pids.join("cgroup.procs")).unwrap_or_default();
-        if procs.trim().is_empty() {
-            if let Ok(mut pool) = self.pool.lock() {
-                pool.push(cgroup);
-            }
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(cgroup);
         }
     }
 
@@ -187,7 +189,7 @@ impl JobCgroup {
     }
 
     /// Writes the job's limits and resets the usage counters.
-    fn configure(&mut self, limits: &Limits) -> Result<()> {
+    pub(crate) fn configure(&mut self, limits: &Limits) -> Result<()> {
         let memory = limits.memory_bytes.to_string();
         let limit = self.memory.join("memory.limit_in_bytes");
         let memsw = self.memory.join("memory.memsw.limit_in_bytes");
@@ -221,6 +223,11 @@ impl JobCgroup {
             .find_map(|line| line.strip_prefix("oom_kill "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Whether no process is in the job's cgroups.
+    fn is_empty(&self) -> bool {
+        fs::read(self.pids.join("cgroup.procs")).is_ok_and(|procs| procs.is_empty())
     }
 
     /// Moves a process (and its future children) into the job's cgroups.

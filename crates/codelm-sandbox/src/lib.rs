@@ -28,14 +28,19 @@
 //! memory and pids controllers are writable, each job also gets its own
 //! cgroups, which give exact peak memory, OOM detection and a process cap.
 //!
-//! Python jobs are by default forked from a warm interpreter (the
-//! *zygote*, `zygote.rs`) which runs in a sandbox of its own; each fork
-//! enters fresh mount, PID, network, IPC and UTS namespaces and applies the
-//! same limits, capability drop and seccomp filter before running the
-//! program, which saves the ~10 ms of interpreter start-up per job. Warm
-//! jobs share the zygote's user namespace and uid, so their process cap
-//! comes from the pids cgroup, and the zygote is only used where cgroups
-//! are. Outcomes say whether a job started warm.
+//! Python jobs are by default run warm (`zygote.rs`): a pre-started
+//! interpreter, the *zygote*, runs in a sandbox of its own and forks
+//! *workers*, each PID 1 of fresh PID, mount, network, IPC and UTS
+//! namespaces with its own `/proc`, tmpfs directories and cgroup. A worker
+//! forks one process per job, which gets its own session and IPC namespace
+//! and applies the same limits, capability drop and seccomp filter before
+//! running the program; this saves the ~10 ms of interpreter start-up per
+//! job. Before it reports, the worker kills and reaps everything the job
+//! left and empties its directories, so the next job finds nothing of it;
+//! a worker that hit a deadline or misbehaved is killed instead of reused.
+//! Warm jobs share the zygote's user namespace and uid, so their process
+//! cap comes from the pids cgroup, and the zygote is only used where
+//! cgroups are. Outcomes say whether a job started warm.
 //!
 //! The design decision a newcomer may question: the children are created
 //! with raw `clone`/`fork` system calls from a multi-threaded process, so

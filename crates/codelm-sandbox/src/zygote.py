@@ -1,25 +1,47 @@
-# Warm Python for codelm-sandbox: started once inside a fully isolated
-# sandbox, it forks per job; each fork enters fresh mount, PID, network, IPC
-# and UTS namespaces, mounts its own /sandbox, /tmp and /proc, applies
-# rlimits, drops every capability, installs the seccomp filter and only then
-# runs the job's program as __main__, so jobs skip interpreter start-up (see
-# zygote.rs).
+# Warm Python for codelm-sandbox (see zygote.rs). Started once inside a
+# fully isolated sandbox, it forks *workers*; each worker forks one process
+# per job:
 #
-# Protocol on fd 0 (a Unix stream socket from the parent): first a
-# length-prefixed seccomp BPF program; then, per job, one byte carrying five
-# descriptors: stdin, stdout, stderr, status pipe, and a per-job socket.
-# On the per-job socket: a length-prefixed JSON spec in; the job's init
-# sends one byte with SCM_CREDENTIALS (so the parent learns its host pid)
-# and waits for a go byte. The status pipe receives the same 64-byte report
-# as from the Rust supervisor.
+#   zygote --fork--> worker: PID 1 of a fresh PID namespace, in its own
+#                    session and its own mount, network, IPC and UTS
+#                    namespaces, with its own /proc and its own tmpfs at
+#                    /sandbox, /tmp and /dev/shm; runs jobs one at a time
+#          worker --fork--> job: its own session and a fresh IPC namespace;
+#                   rlimits, no capabilities, no_new_privs, seccomp; then
+#                   the job's file runs as __main__
+#
+# After each job the worker kills and reaps every process left in its PID
+# namespace and empties /sandbox, /tmp and /dev/shm before it reports, so
+# the next job on the worker finds no process, file, socket or IPC object
+# of the last one. Jobs on one worker share its network and UTS namespaces,
+# which hold nothing once their processes are gone (no usable interface,
+# and jobs have no capabilities to change them). A fresh mount namespace
+# and tmpfs per job would cost more than everything else a job does.
+#
+# The forks use libc's fork(), not os.fork(): the zygote is single-threaded,
+# and os.fork()'s after-fork hooks (re-initialising threading, reseeding
+# random) write to a few hundred shared pages, which made each fork cost
+# four times as much. A job reseeds `random` itself when the zygote has it
+# loaded, as a fresh interpreter would be seeded.
+#
+# Protocol. On fd 0 (a Unix stream socket from the parent): first a
+# length-prefixed seccomp BPF program; then, per worker, one byte carrying
+# the worker's own socket. The worker sends one byte with SCM_CREDENTIALS
+# on it (so the parent learns its host pid and puts it in a cgroup) and
+# waits for a go byte. Then, per job: one byte carrying four descriptors
+# (stdin, stdout, stderr, status pipe) and a length-prefixed JSON spec. The
+# status pipe receives the same 64-byte report as from the Rust supervisor.
 
 import atexit
 import ctypes
 import builtins
+import gc
+import importlib
 import importlib.machinery
 import json
 import os
 import resource
+import shutil
 import types
 import signal
 import socket
@@ -29,14 +51,21 @@ import threading
 import traceback
 
 LIBC = ctypes.CDLL(None, use_errno=True)
+PREPARED = None  # set by main()
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 2, 4, 8, 32
+MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECCOMP = 38, 24, 22
-PR_SET_PDEATHSIG = 1
 SECCOMP_MODE_FILTER = 2
 SYS_CAPSET = 126  # x86_64
 KIND_DONE, KIND_FAILED = 1, 2
+# Imported once here so that jobs find them loaded: the standard modules
+# that benchmark programs (HumanEval, MBPP) import most, `typing` above all
+# (about 9 ms to import cold).
+PRELOAD = ("typing", "math", "cmath", "random", "copy", "string", "collections",
+           "heapq", "itertools", "functools", "bisect", "operator", "array",
+           "hashlib", "datetime", "re")
 
 
 class SockFprog(ctypes.Structure):
@@ -50,6 +79,27 @@ class CapHeader(ctypes.Structure):
 class CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                 ("inheritable", ctypes.c_uint32)]
+
+
+class Prepared:
+    """What a job needs from ctypes and /proc, built once in the zygote:
+    forks then only make calls, and write to few shared pages."""
+
+    def __init__(self, bpf):
+        self.unshare, self.mount, self.prctl = LIBC.unshare, LIBC.mount, LIBC.prctl
+        self.umount2 = LIBC.umount2
+        self.syscall, self.memmove = LIBC.syscall, ctypes.memmove
+        self.cap_header = CapHeader(0x20080522, 0)
+        self.cap_data = (CapData * 2)()
+        self.cap_args = (ctypes.byref(self.cap_header), ctypes.byref(self.cap_data))
+        self.bpf = ctypes.create_string_buffer(bpf, len(bpf))
+        self.fprog = SockFprog(len(bpf) // 8, ctypes.cast(self.bpf, ctypes.c_void_p))
+        self.fprog_ref = ctypes.byref(self.fprog)
+        # Where our command line lives (the same in every fork).
+        fd = os.open("/proc/self/stat", os.O_RDONLY)
+        fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
+        os.close(fd)
+        self.title_start, self.title_end = int(fields[45]), int(fields[46])
 
 
 def check(result, what):
@@ -74,7 +124,7 @@ def recv_blob(sock):
 
 
 def mount(source, target, fstype, flags, options):
-    check(LIBC.mount(source, target, fstype, flags, options), f"mount {target!r}")
+    check(PREPARED.mount(source, target, fstype, flags, options), f"mount {target!r}")
 
 
 def report(status_fd, kind, stage=0, errno=0, wait_status=0, cpu_us=0, maxrss_kb=0):
@@ -82,86 +132,154 @@ def report(status_fd, kind, stage=0, errno=0, wait_status=0, cpu_us=0, maxrss_kb
                                     cpu_us, maxrss_kb))
 
 
-def job_init(fds, bpf):
-    """Runs in a fork of the zygote; becomes PID 1 of the job's namespaces."""
-    stdin_fd, stdout_fd, stderr_fd, status_fd, sock_fd = fds
-    sock = socket.socket(fileno=sock_fd)
-    spec = json.loads(recv_blob(sock))
-    check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
-                       | CLONE_NEWUTS), "unshare")
-    if os.fork() != 0:
-        os._exit(0)
-    # PID 1 of the new namespace: its exit kills the job's whole tree.
+def worker(sock_fd):
+    """Runs in a fork of the zygote, as PID 1 of a fresh PID namespace."""
+    # A session of its own: a job's kill(0, ...) must not reach the zygote.
+    os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    socket.sethostname("sandbox")
+    sock = socket.socket(fileno=sock_fd)
     credentials = struct.pack("iII", os.getpid(), os.getuid(), os.getgid())
     sock.sendmsg([b"r"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)])
     if recv_exact(sock, 1) != b"g":
         os._exit(1)
-    sock.close()
-    size = spec["tmpfs_bytes"]
-    for target, mode in (("/sandbox", "755"), ("/tmp", "1777"), ("/dev/shm", "1777")):
-        options = f"size={size},mode={mode}".encode()
-        mount(b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options)
-    mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    socket.sethostname("sandbox")
-    for name, data in spec["files"]:
-        with open(os.path.join("/sandbox", name), "xb") as f:
-            f.write(data.encode("latin-1"))
+    dirs = JobDirs()
+    # Each job's program gets PID 2, as in a cold sandbox: everything of
+    # the previous job is gone, so the worker can set the last PID back.
+    try:
+        last_pid = os.open("/proc/sys/kernel/ns_last_pid", os.O_WRONLY)
+    except OSError:
+        last_pid = None  # PIDs then simply count up.
+    while True:
+        message, fds, _, _ = socket.recv_fds(sock, 1, 4)
+        if not message or len(fds) != 4:
+            os._exit(0)
+        spec = json.loads(recv_blob(sock))
+        if dict(os.environ) != spec["env"]:
+            os.environ.clear()
+            os.environ.update(spec["env"])
+        if last_pid is not None:
+            os.pwrite(last_pid, b"1", 0)
+        run_job(spec, fds, dirs)
+
+
+class JobDirs:
+    """The worker's own tmpfs mounts at /sandbox, /tmp and /dev/shm, which
+    it empties after each job."""
+
+    DIRS = ((b"/sandbox", "755"), (b"/tmp", "1777"), (b"/dev/shm", "1777"))
+
+    def __init__(self):
+        self.size = None
+
+    def mount(self, target, mode, flags=0):
+        options = f"size={self.size},mode={mode}".encode()
+        mount(b"tmpfs", target, b"tmpfs", flags | MS_NOSUID | MS_NODEV, options)
+
+    def prepare(self, size):
+        """Mounts the directories, or resizes them for this job's limit."""
+        if self.size != size:
+            flags = 0 if self.size is None else MS_REMOUNT
+            self.size = size
+            for target, mode in self.DIRS:
+                self.mount(target, mode, flags)
+
+    def clear(self):
+        """Removes what the last job left; a directory that resists (too
+        deep, say) is replaced by a fresh mount."""
+        for target, mode in self.DIRS:
+            try:
+                with os.scandir(target) as entries:
+                    for entry in list(entries):
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path)
+                        else:
+                            os.unlink(entry.path)
+            except (OSError, RecursionError):
+                check(PREPARED.umount2(target, MNT_DETACH), f"umount {target!r}")
+                self.mount(target, mode)
+
+
+def run_job(spec, fds, dirs):
+    """Runs one job, then kills whatever it left and reports."""
+    stdin_fd, stdout_fd, stderr_fd, status_fd = fds
+    dirs.prepare(spec["tmpfs_bytes"])
     err_read, err_write = os.pipe()
-    pid = os.fork()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pid = fork()
     if pid == 0:
         os.close(err_read)
-        run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write, bpf)
+        run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write)
     for fd in (stdin_fd, stdout_fd, stderr_fd, err_write):
         os.close(fd)
     failure = os.read(err_read, 4096)
+    os.close(err_read)
     while True:
-        reaped, wait_status = os.waitpid(-1, 0)
+        reaped, wait_status, usage = os.wait4(-1, 0)
         if reaped == pid:
             break
-    if failure:
-        errno, message = json.loads(failure)
-        report(status_fd, KIND_FAILED, stage=spec["failure_stage"], errno=errno)
-        os._exit(1)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_us = int((usage.ru_utime + usage.ru_stime) * 1e6)
-    report(status_fd, KIND_DONE, wait_status=wait_status, cpu_us=cpu_us,
-           maxrss_kb=usage.ru_maxrss)
-    os._exit(0)
+    # PID 1 signals everyone else in its namespace: all the job's processes.
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        while True:
+            os.waitpid(-1, 0)
+    except ChildProcessError:
+        pass
+    dirs.clear()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    try:
+        if failure:
+            errno, message = json.loads(failure)
+            report(status_fd, KIND_FAILED, stage=spec["failure_stage"], errno=errno)
+        else:
+            report(status_fd, KIND_DONE, wait_status=wait_status, cpu_us=int(cpu_s * 1e6),
+                   maxrss_kb=usage.ru_maxrss)
+    except OSError:
+        pass  # The parent gave up on the job.
+    os.close(status_fd)
 
 
-def confine(spec, bpf):
-    """Limits, no capabilities, no_new_privs, seccomp: as before execve."""
+def setup(spec):
+    """The job's own session, IPC namespace and files."""
+    os.setsid()
+    check(PREPARED.unshare(CLONE_NEWIPC), "unshare")
+    for name, data in spec["files"]:
+        fd = os.open(os.path.join("/sandbox", name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data.encode("latin-1"))
+        os.close(fd)
+
+
+def confine(spec):
+    """Limits, no capabilities, no_new_privs, seccomp: as before execve. (The
+    bounding set was emptied once, in the zygote; the worker set the
+    environment.)"""
     os.chdir("/sandbox")
-    os.environ.clear()
-    os.environ.update(spec["env"])
     for resource_id, soft, hard in spec["rlimits"]:
         resource.setrlimit(resource_id, (soft, hard))
-    for cap in range(64):
-        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    header = CapHeader(0x20080522, 0)
-    data = (CapData * 2)()
-    check(LIBC.syscall(SYS_CAPSET, ctypes.byref(header), ctypes.byref(data)), "capset")
-    check(LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    program = ctypes.create_string_buffer(bpf, len(bpf))
-    fprog = SockFprog(len(bpf) // 8, ctypes.cast(program, ctypes.c_void_p))
-    check(LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
+    check(PREPARED.syscall(SYS_CAPSET, *PREPARED.cap_args), "capset")
+    check(PREPARED.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    check(PREPARED.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PREPARED.fprog_ref, 0, 0),
           "seccomp")
 
 
 def set_title(words):
     """Rewrites our command line (the zygote was started with room to
     spare) so that `ps` and /proc/PID/cmdline show the job's program."""
-    with open("/proc/self/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end
-    title = b"\0".join(word.encode() for word in words)[: end - start - 1]
-    ctypes.memmove(start, title.ljust(end - start, b"\0"), end - start)
+    size = PREPARED.title_end - PREPARED.title_start
+    title = b"\0".join(word.encode() for word in words)[: size - 1]
+    PREPARED.memmove(PREPARED.title_start, title.ljust(size, b"\0"), size)
 
 
-def run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write, bpf):
+def run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write):
     try:
+        setup(spec)
         set_title(["python3", spec["main"]] + spec["args"])
         for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
             os.dup2(fd, target)
@@ -172,12 +290,15 @@ def run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write, bpf):
                     os.close(int(fd))
                 except OSError:
                     pass
-        confine(spec, bpf)
+        confine(spec)
     except BaseException as error:
         errno = getattr(error, "errno", 0) or 0
         os.write(err_write, json.dumps([errno, str(error)]).encode())
         os._exit(127)
     os.close(err_write)
+    if "random" in sys.modules:
+        sys.modules["random"].seed()
+    gc.enable()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.argv = [spec["main"]] + spec["args"]
     sys.path[0] = "/sandbox"
@@ -212,7 +333,9 @@ def execute(main):
         traceback.print_exception(type(error), error, tb or error.__traceback__)
         code = 1
     try:
-        threading._shutdown()
+        # As at interpreter exit; without threads there is nothing to join.
+        if threading._shutdown_locks:
+            threading._shutdown()
         atexit._run_exitfuncs()
     except SystemExit as exit:
         code = exit_code(exit.code)
@@ -235,23 +358,55 @@ def exit_code(value):
     return 1
 
 
+def fork():
+    """libc's fork(), without os.fork()'s after-fork hooks (see the top)."""
+    pid = LIBC.fork()
+    if pid < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"fork: {os.strerror(errno)}")
+    return pid
+
+
+def new_pid_namespace(own_pid_ns):
+    """Makes the next fork PID 1 of a fresh namespace. `unshare` works
+    only while the namespace for children is our own, so reset it first."""
+    return (LIBC.setns(own_pid_ns, CLONE_NEWPID) == 0
+            and LIBC.unshare(CLONE_NEWPID) == 0)
+
+
 def main():
     control = socket.socket(fileno=0)
     bpf = recv_blob(control)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Jobs start with an empty bounding set; the zygote keeps its effective
+    # capabilities, which the inits need for their namespaces and mounts.
+    for cap in range(64):
+        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    global PREPARED
+    PREPARED = Prepared(bpf)
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    # Collections would write to every object the forks share.
+    gc.disable()
+    gc.freeze()
+    # The zygote's own PID namespace; each worker is forked into a new
+    # child namespace of it, as its PID 1.
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     while True:
-        message, fds, _, _ = socket.recv_fds(control, 1, 5)
+        message, fds, _, _ = socket.recv_fds(control, 1, 1)
         if not message:
             os._exit(0)
-        if len(fds) == 5 and os.fork() == 0:
+        if len(fds) == 1 and new_pid_namespace(own_pid_ns) and fork() == 0:
             control.close()
             try:
-                job_init(fds, bpf)
+                worker(fds[0])
             except BaseException:
                 traceback.print_exc()
             os._exit(3)
         for fd in fds:
             os.close(fd)
-
 
 main()

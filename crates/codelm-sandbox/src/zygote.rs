@@ -1,15 +1,24 @@
-//! A warm Python process (a "zygote") that forks once per job.
+//! A warm Python process (a "zygote") whose forks run Python jobs.
 //!
 //! Starting `python3` costs about 10 ms of CPU, several times the sandbox's
 //! own overhead. The zygote runs `zygote.py` inside a fully isolated sandbox
 //! of its own, as root of its user namespace with capabilities and without
-//! seccomp (it runs only our code). Per job it forks; the fork enters fresh
-//! mount, PID, network, IPC and UTS namespaces, mounts a private `/sandbox`,
-//! `/tmp`, `/dev/shm` and `/proc`, and reports its host PID with
-//! `SCM_CREDENTIALS`, so that the parent can put it into the job's cgroups
-//! and kill its namespace at the deadline. The process that runs the
-//! program first applies the job's rlimits, drops every capability, sets
-//! `no_new_privs` and installs the same seccomp filter as a cold job.
+//! seccomp (it runs only our code). It forks *workers*: each is PID 1 of a
+//! fresh PID namespace, in its own session and its own mount, network, IPC
+//! and UTS namespaces, and sits in a cgroup of its own. A worker runs one
+//! job at a time, each in a fork with fresh mount and IPC namespaces,
+//! private `/sandbox`, `/tmp` and `/dev/shm`, the job's rlimits, no
+//! capabilities, `no_new_privs` and the same seccomp filter as a cold job.
+//!
+//! After each job the worker kills and reaps everything left in its PID
+//! namespace, then reports; the parent resets the cgroup's counters and
+//! limits and hands the worker the next job. Only a worker that reported a
+//! finished job is reused: at a deadline, an output overflow or anything
+//! unexpected the parent kills the worker, which takes its namespace with
+//! it. Jobs that ran one after the other on a worker share its network and
+//! UTS namespaces, which hold nothing once the processes are gone (no
+//! usable interface, no capabilities to change them); jobs that run at the
+//! same time never share a namespace.
 //!
 //! Jobs share the zygote's user namespace and uid, so `RLIMIT_NPROC` is
 //! shared between concurrent jobs; the per-job process cap comes from the
@@ -22,6 +31,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::cgroup::{CgroupRoot, JobCgroup};
 use crate::sandbox::{
     above_stdio, bind_fds, classify, cstring, pipe, pump, rlimits, Observed, Sandbox, Supervisor,
 };
@@ -57,8 +67,26 @@ const ZYGOTE: Language = Language {
 #[derive(Debug)]
 pub(crate) struct Zygote {
     control: Mutex<OwnedFd>,
+    /// Workers waiting for a job.
+    idle: Mutex<Vec<Worker>>,
     _supervisor: Supervisor,
     _status: OwnedFd,
+}
+
+/// A worker process of the zygote and the cgroup it and its jobs run in.
+#[derive(Debug)]
+struct Worker {
+    sock: OwnedFd,
+    pidfd: Pidfd,
+    cgroup: JobCgroup,
+}
+
+impl Worker {
+    /// Kills the worker and its namespace and waits for it to go.
+    fn kill(&self) {
+        self.pidfd.kill();
+        self.pidfd.wait(2_000);
+    }
 }
 
 fn os_error(operation: &'static str) -> Error {
@@ -183,7 +211,11 @@ fn receive_pid(sock: &OwnedFd) -> Result<libc::pid_t> {
 }
 
 /// A descriptor that refers to a process, for race-free signals.
-struct Pidfd(OwnedFd);
+#[derive(Debug)]
+struct Pidfd {
+    fd: OwnedFd,
+    pid: libc::pid_t,
+}
 
 impl Pidfd {
     fn open(pid: libc::pid_t) -> Result<Self> {
@@ -193,7 +225,8 @@ impl Pidfd {
             return Err(os_error("pidfd_open"));
         }
         // SAFETY: pidfd_open returned a fresh descriptor we now own.
-        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        Ok(Pidfd { fd, pid })
     }
 
     fn kill(&self) {
@@ -201,7 +234,7 @@ impl Pidfd {
         unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
+                self.fd.as_raw_fd(),
                 libc::SIGKILL,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
@@ -212,7 +245,7 @@ impl Pidfd {
     /// Waits up to `timeout_ms` for the process to exit.
     fn wait(&self, timeout_ms: i32) {
         let mut poll = libc::pollfd {
-            fd: self.0.as_raw_fd(),
+            fd: self.fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -277,9 +310,48 @@ impl Zygote {
         send_blob(&control, &filter)?;
         Ok(Zygote {
             control: Mutex::new(control),
+            idle: Mutex::new(Vec::new()),
             _supervisor: supervisor,
             _status: status_read,
         })
+    }
+
+    /// Forks a new worker and puts it into a cgroup of its own.
+    fn spawn_worker(&self, root: &CgroupRoot, limits: &Limits) -> Result<Worker> {
+        let (sock, sock_child) = socketpair()?;
+        let enable: libc::c_int = 1;
+        // SAFETY: setting an int option on a valid socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                (&enable as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(os_error("setsockopt SO_PASSCRED"));
+        }
+        send_fds(&*lock(&self.control)?, &[sock_child.as_raw_fd()])?;
+        drop(sock_child);
+        let pidfd = Pidfd::open(receive_pid(&sock)?)?;
+        let started = root.acquire(limits).and_then(|cgroup| {
+            cgroup.attach(pidfd.pid)?;
+            send_all(&sock, b"g")?;
+            Ok(cgroup)
+        });
+        match started {
+            Ok(cgroup) => Ok(Worker {
+                sock,
+                pidfd,
+                cgroup,
+            }),
+            Err(error) => {
+                pidfd.kill();
+                Err(error)
+            }
+        }
     }
 
     /// The job description read by `zygote.py`.
@@ -325,69 +397,46 @@ impl Zygote {
         out
     }
 
-    /// Runs a job on the zygote. An error means the zygote is unusable and
-    /// the job has not run.
+    /// Runs a job on an idle worker, or a new one. An error means the
+    /// zygote is unusable and the job has not run.
     pub(crate) fn run(&self, sandbox: &Sandbox, job: &Job, limits: &Limits) -> Result<Outcome> {
         cstring(job.main_file.as_bytes())?;
         let root = sandbox.cgroups().ok_or(Error::Os {
             operation: "the zygote needs cgroups",
             source: std::io::Error::from(std::io::ErrorKind::Unsupported),
         })?;
-        let cgroup = root.acquire(limits)?;
+        let idle = lock(&self.idle)?.pop();
+        let mut worker = match idle {
+            Some(worker) => worker,
+            None => self.spawn_worker(root, limits)?,
+        };
+        if let Err(error) = worker.cgroup.configure(limits) {
+            worker.kill();
+            return Err(error);
+        }
         let (stdin_read, stdin_write) = pipe()?;
         let (stdout_read, stdout_write) = pipe()?;
         let (stderr_read, stderr_write) = pipe()?;
         let (status_read, status_write) = pipe()?;
-        let (job_sock, job_sock_child) = socketpair()?;
-        let enable: libc::c_int = 1;
-        // SAFETY: setting an int option on a valid socket.
-        let rc = unsafe {
-            libc::setsockopt(
-                job_sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PASSCRED,
-                (&enable as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(os_error("setsockopt SO_PASSCRED"));
-        }
-        {
-            let control = self.control.lock().map_err(|_| Error::Os {
-                operation: "locking the zygote",
-                source: std::io::Error::from(std::io::ErrorKind::Other),
-            })?;
-            send_fds(
-                &control,
-                &[
-                    stdin_read.as_raw_fd(),
-                    stdout_write.as_raw_fd(),
-                    stderr_write.as_raw_fd(),
-                    status_write.as_raw_fd(),
-                    job_sock_child.as_raw_fd(),
-                ],
-            )?;
-        }
-        drop((
-            stdin_read,
-            stdout_write,
-            stderr_write,
-            status_write,
-            job_sock_child,
-        ));
-        send_blob(&job_sock, Self::spec(sandbox, job, limits).as_bytes())?;
-        let pid = receive_pid(&job_sock)?;
-        let pidfd = Pidfd::open(pid)?;
-        if let Err(error) = cgroup.attach(pid) {
-            pidfd.kill();
+        let sent = send_fds(
+            &worker.sock,
+            &[
+                stdin_read.as_raw_fd(),
+                stdout_write.as_raw_fd(),
+                stderr_write.as_raw_fd(),
+                status_write.as_raw_fd(),
+            ],
+        )
+        .and_then(|()| send_blob(&worker.sock, Self::spec(sandbox, job, limits).as_bytes()));
+        drop((stdin_read, stdout_write, stderr_write, status_write));
+        if let Err(error) = sent {
+            worker.kill();
             return Err(error);
         }
         let start = Instant::now();
-        send_all(&job_sock, b"g")?;
         let stdin = (!job.stdin.is_empty()).then_some((stdin_write, job.stdin.as_slice()));
         let pumped = pump(
-            &|| pidfd.kill(),
+            &|| worker.pidfd.kill(),
             limits,
             stdin,
             stdout_read,
@@ -395,10 +444,14 @@ impl Zygote {
             status_read,
         );
         let wall_time = start.elapsed();
-        pidfd.kill();
-        pidfd.wait(2_000);
-        let stats = Some(cgroup.stats());
         let report = pumped.report();
+        // A worker that reported has already killed and reaped everything
+        // the job left; any other one goes, with its namespace.
+        let is_reusable = pumped.kill.is_none() && report.is_some();
+        if !is_reusable {
+            worker.kill();
+        }
+        let stats = Some(worker.cgroup.stats());
         let observed = Observed {
             report: report.as_ref(),
             kill: pumped.kill,
@@ -408,9 +461,30 @@ impl Zygote {
         let status = classify(None, job, limits, &observed);
         let mut outcome = sandbox.outcome(status, pumped, wall_time, stats, report.as_ref());
         outcome.is_warm_start = true;
-        root.release(cgroup);
+        if is_reusable {
+            lock(&self.idle)?.push(worker);
+        } else {
+            root.release(worker.cgroup);
+        }
         Ok(outcome)
     }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        if let Ok(idle) = self.idle.get_mut() {
+            for worker in idle.drain(..) {
+                worker.kill();
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    mutex.lock().map_err(|_| Error::Os {
+        operation: "locking the zygote",
+        source: std::io::Error::from(std::io::ErrorKind::Other),
+    })
 }
 
 #[cfg(test)]

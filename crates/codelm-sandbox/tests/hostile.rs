@@ -321,6 +321,17 @@ fn kill_everything_and_parent_is_contained() {
 }
 
 #[test]
+fn killing_its_process_group_is_contained() {
+    // Before jobs got sessions of their own, this killed the warm
+    // interpreter and every job running beside it.
+    check(
+        "python",
+        "import os, signal\nos.kill(0, signal.SIGKILL)\n",
+        &["signaled"],
+    );
+}
+
+#[test]
 fn rlimits_cannot_be_raised() {
     let source = r#"import resource
 raised = []

@@ -1,8 +1,9 @@
 //! The warm Python path must behave like a cold `python3 main.py`.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use codelm_sandbox::{Job, Language, Outcome, Sandbox, SandboxConfig};
+use codelm_sandbox::{Job, Language, Limits, Outcome, Sandbox, SandboxConfig};
 
 fn sandbox(use_python_zygote: bool) -> &'static Sandbox {
     static COLD: OnceLock<Sandbox> = OnceLock::new();
@@ -106,4 +107,78 @@ fn each_warm_job_gets_fresh_state() {
     check("import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('/tmp')))\nopen('/tmp/x', 'w').write('1')", "", &[]);
     let outcome = check("import os\nprint(os.path.exists('/tmp/x'))", "", &[]);
     assert_eq!(outcome.stdout.to_string_lossy(), "False\n");
+}
+
+/// A warm sandbox with one job at a time, so consecutive jobs run on the
+/// same worker.
+fn serial_sandbox() -> Sandbox {
+    let config = SandboxConfig {
+        n_jobs: 1,
+        ..SandboxConfig::default()
+    };
+    Sandbox::new(config).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn python(source: &str) -> Job {
+    let python = *Language::find("python").unwrap_or_else(|| panic!("python is in the table"));
+    Job::from_source(python, source)
+}
+
+/// What the next job on a worker sees: its files, processes, SysV IPC.
+const LOOK_AROUND: &str = r#"import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+print(sorted(os.listdir('/sandbox')), os.listdir('/tmp'), os.listdir('/dev/shm'))
+print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.getpid())
+print(libc.shmget(4242, 0, 0) == -1, open('/proc/sysvipc/shm').read().count(chr(10)))
+"#;
+
+#[test]
+fn consecutive_jobs_on_a_worker_start_clean() {
+    let sandbox = serial_sandbox();
+    let litter = r#"import ctypes, os, subprocess
+for path in ['/sandbox/left', '/tmp/left', '/dev/shm/left']:
+    open(path, 'w').write('x')
+os.makedirs('/tmp/a/b/c')
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.shmget(4242, 4096, 0o1600) >= 0
+subprocess.Popen(['sleep', '30'], start_new_session=True)
+print('littered')
+"#;
+    let first = sandbox.run(&python(litter));
+    assert_eq!(first.stdout.to_string_lossy(), "littered\n", "{first:?}");
+    let second = sandbox.run(&python(LOOK_AROUND));
+    assert!(second.is_warm_start);
+    assert_eq!(
+        second.stdout.to_string_lossy(),
+        "['main.py'] [] []\n[1, 2] 2\nTrue 1\n",
+        "{}",
+        second.stderr.to_string_lossy()
+    );
+}
+
+#[test]
+fn a_tree_too_deep_to_delete_is_replaced() {
+    let sandbox = serial_sandbox();
+    let deep = "import os\nos.chdir('/tmp')\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')\n";
+    let first = sandbox.run(&python(deep));
+    assert_eq!(first.stdout.to_string_lossy(), "deep\n", "{first:?}");
+    let second = sandbox.run(&python(LOOK_AROUND));
+    assert!(second
+        .stdout
+        .to_string_lossy()
+        .starts_with("['main.py'] [] []\n"));
+}
+
+#[test]
+fn a_worker_that_timed_out_is_replaced() {
+    let sandbox = serial_sandbox();
+    let limits = Limits {
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let first = sandbox.run(&python("while True:\n    pass\n").with_limits(limits));
+    assert_eq!(first.status.name(), "timed_out");
+    let second = sandbox.run(&python(LOOK_AROUND));
+    assert_eq!(second.status.name(), "passed", "{second:?}");
+    assert!(second.is_warm_start);
 }
