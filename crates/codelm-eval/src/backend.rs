@@ -6,7 +6,10 @@
 //! as plain text), so its instruct replies continue inside an opened code
 //! fence; a chat server cannot, so it gets the user turn alone and the code
 //! is extracted from the whole reply. Base prompts go to `/completions`,
-//! instruct prompts to `/chat/completions`.
+//! instruct prompts to `/chat/completions`. OpenAI's API takes four stop
+//! sequences; the client cuts replies at any further ones, so a base prompt
+//! gets the same sample from a server as from the local engine with the same
+//! model and seed (`tests/serve.rs` asserts it against `codelm-serve`).
 //!
 //! ```
 //! use codelm_eval::backend::quantization;
@@ -19,6 +22,7 @@ use std::time::Duration;
 use codelm_generate::{Engine, GenerateOptions, Message, Prompt, Request, SamplingParams};
 use serde_json::{json, Value};
 
+use crate::postprocess::truncate_at_stops;
 use crate::prompt::EvalPrompt;
 use crate::{Error, Result};
 
@@ -278,6 +282,10 @@ impl Backend for LocalBackend {
     }
 }
 
+/// How many stop sequences OpenAI's API accepts; [`OpenAiBackend`] sends the
+/// first ones and applies the rest to the replies itself.
+const MAX_API_STOPS: usize = 4;
+
 /// An OpenAI-compatible server.
 pub struct OpenAiBackend {
     base_url: String,
@@ -345,7 +353,7 @@ impl Backend for OpenAiBackend {
         let endpoint = match prompt {
             EvalPrompt::Text(text) => {
                 body["prompt"] = json!(text);
-                body["stop"] = json!(params.stop.iter().take(4).collect::<Vec<_>>());
+                body["stop"] = json!(params.stop.iter().take(MAX_API_STOPS).collect::<Vec<_>>());
                 "completions"
             }
             EvalPrompt::Chat { user, .. } => {
@@ -359,17 +367,26 @@ impl Backend for OpenAiBackend {
         let n_choices = choices.len().max(1);
         let generated: Vec<Generated> = choices
             .iter()
-            .map(|choice| Generated {
-                text: choice["text"]
+            .map(|choice| {
+                let text = choice["text"]
                     .as_str()
                     .or_else(|| choice["message"]["content"].as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                finish_reason: choice["finish_reason"]
-                    .as_str()
-                    .unwrap_or("unknown")
-                    .to_string(),
-                n_tokens: n_tokens / n_choices,
+                    .unwrap_or_default();
+                let mut finish_reason = choice["finish_reason"].as_str().unwrap_or("unknown");
+                // The stops beyond the API's four are applied here, so the text
+                // is the one the local engine stops with.
+                let kept = match prompt {
+                    EvalPrompt::Text(_) => truncate_at_stops(text, &params.stop),
+                    EvalPrompt::Chat { .. } => text,
+                };
+                if kept.len() < text.len() {
+                    finish_reason = "stop";
+                }
+                Generated {
+                    text: kept.to_string(),
+                    finish_reason: finish_reason.to_string(),
+                    n_tokens: n_tokens / n_choices,
+                }
             })
             .collect();
         if generated.len() != params.n {

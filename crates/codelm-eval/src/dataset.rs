@@ -9,7 +9,8 @@
 //! `task_id`, `prompt`, `entry_point` and `test` fields reads as HumanEval;
 //! an EvalPlus file (HumanEval+, MBPP+: `base_input`, `plus_input`, `atol`
 //! and a reference solution) is tested differentially against the reference
-//! (see [`crate::evalplus`]).
+//! (see [`crate::evalplus`]), with its inputs passed on as the file spells
+//! them.
 //!
 //! The design decision a newcomer may question: MBPP's train, validation
 //! and few-shot tasks live in the same file as its test split, so the split
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::evalplus::differential_test;
+use crate::evalplus::Differential;
 use crate::{Error, Result};
 
 /// MBPP's test split, per the upstream README.
@@ -162,10 +163,10 @@ impl Dataset {
         let records = parse_records(path, &text)?;
         let mut tasks = Vec::new();
         let mut shots = Vec::new();
-        for (line, record) in records {
+        for (line, source, record) in records {
             let location = Location { path, line };
             match benchmark {
-                Benchmark::HumanEval => tasks.push(humaneval_task(&location, &record)?),
+                Benchmark::HumanEval => tasks.push(humaneval_task(&location, source, &record)?),
                 Benchmark::Mbpp | Benchmark::MbppSanitized => {
                     let id = record
                         .get("task_id")
@@ -246,8 +247,9 @@ fn decompress(path: &Path, bytes: &[u8]) -> Result<String> {
     Ok(text)
 }
 
-/// Records with their 1-based line (0 inside a JSON array document).
-fn parse_records(path: &Path, text: &str) -> Result<Vec<(usize, Value)>> {
+/// Records with their 1-based line and, for JSON Lines, the line's text
+/// (line 0 and no text inside a JSON array document).
+fn parse_records<'a>(path: &Path, text: &'a str) -> Result<Vec<(usize, Option<&'a str>, Value)>> {
     if text.trim_start().starts_with('[') {
         let value: Value = serde_json::from_str(text).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
@@ -258,14 +260,14 @@ fn parse_records(path: &Path, text: &str) -> Result<Vec<(usize, Value)>> {
             Value::Array(items) => items,
             _ => Vec::new(),
         };
-        return Ok(items.into_iter().map(|item| (0, item)).collect());
+        return Ok(items.into_iter().map(|item| (0, None, item)).collect());
     }
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(idx, line)| {
             serde_json::from_str(line)
-                .map(|value| (idx + 1, value))
+                .map(|value| (idx + 1, Some(line), value))
                 .map_err(|cause| Error::Json {
                     path: path.to_path_buf(),
                     line: idx + 1,
@@ -273,6 +275,83 @@ fn parse_records(path: &Path, text: &str) -> Result<Vec<(usize, Value)>> {
                 })
         })
         .collect()
+}
+
+/// The text of `key`'s value in `object`, the text of a JSON object that
+/// `serde_json` has already accepted; `None` when the key is absent (or
+/// spelled with escapes).
+fn raw_field<'a>(object: &'a str, key: &str) -> Option<&'a str> {
+    let bytes = object.as_bytes();
+    let skip_space = |mut idx: usize| {
+        while bytes.get(idx).is_some_and(u8::is_ascii_whitespace) {
+            idx += 1;
+        }
+        idx
+    };
+    let mut idx = skip_space(0);
+    if bytes.get(idx) != Some(&b'{') {
+        return None;
+    }
+    loop {
+        idx = skip_space(idx + 1);
+        if bytes.get(idx) != Some(&b'"') {
+            return None;
+        }
+        let key_end = json_value_end(bytes, idx)?;
+        let name = &object[idx + 1..key_end - 1];
+        idx = skip_space(key_end);
+        if bytes.get(idx) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_space(idx + 1);
+        let value_end = json_value_end(bytes, value_start)?;
+        if name == key {
+            return Some(&object[value_start..value_end]);
+        }
+        idx = skip_space(value_end);
+        if bytes.get(idx) != Some(&b',') {
+            return None;
+        }
+    }
+}
+
+/// Where the JSON value starting at `start` ends (exclusive).
+fn json_value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut idx = start;
+    while idx < bytes.len() {
+        let byte = bytes[idx];
+        if in_string {
+            match byte {
+                b'\\' => idx += 1,
+                b'"' => {
+                    in_string = false;
+                    if depth == 0 {
+                        return Some(idx + 1);
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' if depth == 0 => return Some(idx),
+                b']' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(idx + 1);
+                    }
+                }
+                b',' if depth == 0 => return Some(idx),
+                byte if depth == 0 && byte.is_ascii_whitespace() => return Some(idx),
+                _ => {}
+            }
+        }
+        idx += 1;
+    }
+    (depth == 0 && !in_string && idx > start).then_some(idx)
 }
 
 struct Location<'a> {
@@ -311,7 +390,7 @@ impl Location<'_> {
     }
 }
 
-fn humaneval_task(location: &Location<'_>, record: &Value) -> Result<Task> {
+fn humaneval_task(location: &Location<'_>, source: Option<&str>, record: &Value) -> Result<Task> {
     let task_id = match record.get("task_id") {
         Some(Value::Number(number)) => number.to_string(),
         _ => location.string(record, "task_id")?,
@@ -324,19 +403,30 @@ fn humaneval_task(location: &Location<'_>, record: &Value) -> Result<Task> {
         (_, Some(Value::String(code))) => Some(code.clone()),
         _ => None,
     };
-    let test = match record.get("base_input").and_then(Value::as_array) {
-        Some(base) => {
-            let mut inputs = base.clone();
-            if let Some(plus) = record.get("plus_input").and_then(Value::as_array) {
-                inputs.extend(plus.iter().cloned());
-            }
+    let test = match record.get("base_input") {
+        Some(Value::Array(_)) => {
+            // The inputs as the file spells them (see `crate::evalplus`).
+            let inputs = |key: &str| match record.get(key) {
+                Some(value @ Value::Array(_)) => source
+                    .and_then(|source| raw_field(source, key))
+                    .map_or_else(|| value.to_string(), str::to_string),
+                _ => "[]".to_string(),
+            };
+            let (base_input, plus_input) = (inputs("base_input"), inputs("plus_input"));
             let reference = reference
                 .as_deref()
                 .ok_or_else(|| location.missing("canonical_solution"))?;
-            let atol = record.get("atol").and_then(Value::as_f64).unwrap_or(0.0);
-            differential_test(&entry_point, reference, &Value::Array(inputs), atol)
+            Differential {
+                task_id: &task_id,
+                entry_point: &entry_point,
+                reference,
+                base_input: &base_input,
+                plus_input: &plus_input,
+                atol: record.get("atol").and_then(Value::as_f64).unwrap_or(0.0),
+            }
+            .test()
         }
-        None => location.string(record, "test")?,
+        _ => location.string(record, "test")?,
     };
     Ok(Task {
         task_id,
@@ -448,6 +538,36 @@ mod tests {
         assert_eq!(dataset.tasks[0].task_id, "T/0");
         assert!(!dataset.tasks[0].calls_check);
         assert_eq!(dataset.sha256, hex_sha256(&bytes));
+    }
+
+    #[test]
+    fn raw_fields_keep_the_file_spelling() {
+        let line = r#"{"a": "x\"}, \"base_input\": 1", "base_input": [[123456789012345678901234567891, 1e-7, "]"]], "n" : 1.50 ,"t": true}"#;
+        let cases = [
+            (
+                "base_input",
+                Some(r#"[[123456789012345678901234567891, 1e-7, "]"]]"#),
+            ),
+            ("a", Some(r#""x\"}, \"base_input\": 1""#)),
+            ("n", Some("1.50")),
+            ("t", Some("true")),
+            ("plus_input", None),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(raw_field(line, key), expected, "{key}");
+        }
+        assert_eq!(raw_field("[1]", "a"), None);
+    }
+
+    #[test]
+    fn evalplus_inputs_reach_python_as_written() {
+        // serde_json alone would turn the integer into 1.2345678901234568e29.
+        let line = r#"{"task_id": "T/0", "prompt": "def f(n):\n", "entry_point": "f", "canonical_solution": "    return n\n", "base_input": [[123456789012345678901234567891]], "atol": 0}"#;
+        let dataset =
+            Dataset::from_bytes(Benchmark::HumanEval, Path::new("x"), line.as_bytes()).unwrap();
+        assert!(dataset.tasks[0]
+            .test
+            .contains(r#"("[[123456789012345678901234567891]]", "[]")"#));
     }
 
     #[test]

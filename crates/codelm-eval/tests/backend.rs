@@ -60,7 +60,7 @@ fn params(n: usize) -> GenParams {
 
 fn check(
     prompt: EvalPrompt,
-    n: usize,
+    params: GenParams,
     response: &'static str,
     expected_request: &str,
     expected: Result<Vec<Generated>, String>,
@@ -74,7 +74,7 @@ fn check(
     let (url, server) = serve_once(status, response);
     let mut backend = OpenAiBackend::new(&url, "m", None);
     let result = backend
-        .generate(&prompt, &params(n))
+        .generate(&prompt, &params)
         .map_err(|error| error.to_string().replace(&url, "URL"));
     let (request_line, body) = server.join().unwrap();
     assert_eq!(request_line, expected_request);
@@ -86,7 +86,7 @@ fn check(
 fn base_prompts_use_completions() {
     let body = check(
         EvalPrompt::Text("def f():\n".into()),
-        2,
+        params(2),
         r#"{"choices": [{"text": "    return 1\n", "finish_reason": "stop"}, {"text": "    pass", "finish_reason": "length"}], "usage": {"completion_tokens": 10}}"#,
         "POST /v1/completions HTTP/1.1",
         Ok(vec![
@@ -115,7 +115,7 @@ fn instruct_prompts_use_chat_without_the_response_prefix() {
             user: "Write f".into(),
             response_prefix: "Here:\n```python\n".into(),
         },
-        1,
+        params(1),
         r#"{"choices": [{"message": {"role": "assistant", "content": "```python\ndef f(): pass\n```"}, "finish_reason": "stop"}]}"#,
         "POST /v1/chat/completions HTTP/1.1",
         Ok(vec![Generated {
@@ -135,16 +135,39 @@ fn instruct_prompts_use_chat_without_the_response_prefix() {
 fn server_errors_and_short_answers_are_reported() {
     check(
         EvalPrompt::Text("x".into()),
-        1,
+        params(1),
         r#"{"error": {"message": "model not found"}}"#,
         "POST /v1/completions HTTP/1.1",
         Err(r#"request to URL/completions failed: HTTP 400: {"error": {"message": "model not found"}}"#.into()),
     );
     check(
         EvalPrompt::Text("x".into()),
-        2,
+        params(2),
         r#"{"choices": [{"text": "a", "finish_reason": "stop"}]}"#,
         "POST /v1/completions HTTP/1.1",
         Err("request to URL/completions failed: asked for 2 choices, got 1".into()),
+    );
+}
+
+#[test]
+fn stops_beyond_the_api_limit_are_applied_to_the_reply() {
+    let mut five = params(1);
+    five.stop = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"]
+        .map(String::from)
+        .to_vec();
+    let body = check(
+        EvalPrompt::Text("def f():\n".into()),
+        five,
+        r##"{"choices": [{"text": "    return 1\n# done\n", "finish_reason": "length"}], "usage": {"completion_tokens": 8}}"##,
+        "POST /v1/completions HTTP/1.1",
+        Ok(vec![Generated {
+            text: "    return 1".into(),
+            finish_reason: "stop".into(),
+            n_tokens: 8,
+        }]),
+    );
+    assert_eq!(
+        body["stop"],
+        serde_json::json!(["\ndef ", "\nclass ", "\nif __name__", "\nprint("])
     );
 }

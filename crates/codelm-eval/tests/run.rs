@@ -197,6 +197,49 @@ Mbpp/17#0 passed | - | -",
     );
 }
 
+/// Each special case of EvalPlus's checker, with samples that pass or fail
+/// because of it: the statuses are those evalplus 0.3.1 (with upstream's
+/// `find_zero` fix, #241) gives; `bench/eval/compare_evalplus.py` checks them
+/// against the evalplus package.
+#[test]
+fn evalplus_special_cases_are_judged_as_evalplus_does() {
+    let samples = std::fs::read_to_string(fixture("evalplus-special-samples.jsonl")).unwrap();
+    check(
+        Benchmark::HumanEval,
+        "evalplus-special.jsonl",
+        &samples,
+        "
+HumanEval/32#0 passed | - | -
+HumanEval/32#1 failed | - | AssertionError: input 1 [[-6, 11, -6, 1]]: |poly(xs, x)| > 1e-06 at x = 0.55
+Mbpp/124#0 passed | - | -
+Mbpp/124#1 failed | - | AssertionError: input 0 (0.0, 1j): expected 1.5707963267948966, got 1.5708063267948966
+Mbpp/124#2 failed | - | AssertionError: input 0 (0.0, 1j): expected 1.5707963267948966, got 1.0
+Mbpp/164#0 passed | - | -
+Mbpp/164#1 failed | - | ZeroDivisionError: division by zero
+Mbpp/2#0 passed | - | -
+Mbpp/2#1 passed | - | -
+Mbpp/2#2 failed | - | AssertionError: input 0 [(3, 4, 5, 6), (5, 7, 4, 10)]: expected (4, 5), got (3, 4, 5, 6, 7, 10)
+Mbpp/295#0 passed | - | -
+Mbpp/295#1 failed | - | AssertionError: input 0 [8]: expected 7, got 8
+Mbpp/295#2 failed | - | AssertionError: input 0 [8]: the candidate raised SystemExit(0)
+Mbpp/558#0 passed | - | -
+Mbpp/558#1 failed | - | AssertionError: input 1 [23, 56]: expected 6, got 33
+Mbpp/581#0 passed | - | -
+Mbpp/581#1 failed | - | AssertionError: input 0 [3, 4]: expected 33, got 9
+Mbpp/737#0 passed | - | -
+Mbpp/737#1 passed | - | -
+Mbpp/737#2 failed | - | AssertionError: input 1 ['dawood']: expected False, got 'Invalid'
+Mbpp/737#3 failed | - | AssertionError: input 0 ['annie']: expected True, got False
+Quirk/0#0 passed | - | -
+Quirk/1#0 failed | - | AssertionError: input 0 [[1, 2], 3]: expected [3, 6], got [3.0000000000030003, 6.0000000000060005]
+Quirk/2#0 failed | - | AssertionError: input 1 [[1, 2], 3]: expected [3, 6], got [3.0000000000030003, 6.0000000000060005]
+Quirk/3#0 passed | - | -
+Quirk/3#1 failed | - | AssertionError: input 0 [1.0]: expected [[1.0, 1.0]], got [[1.0, 2.0]]
+Quirk/4#0 failed | - | AssertionError: input 2 ['nan']: expected nan, got nan
+Quirk/5#0 passed | - | -",
+    );
+}
+
 #[test]
 fn unknown_task_in_samples_is_an_error() {
     let dataset = Dataset::load(Benchmark::HumanEval, &fixture("humaneval-5.jsonl")).unwrap();
