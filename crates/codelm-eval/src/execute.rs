@@ -10,6 +10,11 @@
 //! fast ones pass accidentally quadratic ones; the reference is the only
 //! yardstick that moves with the machine.
 //!
+//! Every program ends by writing a marker, random per [`Executor`], to its
+//! stdout; a program that exits with status 0 without it (a candidate that
+//! calls `sys.exit(0)` or `os._exit(0)` before or during the tests) has not
+//! passed: it is `failed`, as the official harnesses judge it.
+//!
 //! ```
 //! use codelm_eval::execute::error_summary;
 //!
@@ -19,6 +24,7 @@
 //! assert_eq!(error.as_deref(), Some("AssertionError"));
 //! ```
 
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use codelm_sandbox::{Job, Language, Limits, Outcome, Sandbox, Status};
@@ -83,7 +89,16 @@ impl Verdict {
         self.status == "passed"
     }
 
-    fn from_outcome(outcome: &Outcome) -> Verdict {
+    fn from_outcome(outcome: &Outcome, marker: &str) -> Verdict {
+        let is_finished = contains(&outcome.stdout.bytes, marker.as_bytes());
+        if outcome.status == Status::Passed && !is_finished {
+            return Verdict {
+                status: "failed".to_string(),
+                failing_test: None,
+                error: Some("exited with status 0 before its tests finished".to_string()),
+                wall_time: outcome.wall_time,
+            };
+        }
         let (failing_test, error) = match &outcome.status {
             Status::Passed => (None, None),
             Status::SandboxError { message } => (None, Some(message.clone())),
@@ -103,6 +118,12 @@ impl Verdict {
             wall_time: outcome.wall_time,
         }
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// The failing `assert` line and the last line of a Python traceback.
@@ -135,17 +156,36 @@ pub struct Executor {
     sandbox: Sandbox,
     python: Language,
     policy: ExecPolicy,
+    /// Printed by a program's last line (see the module docs).
+    marker: String,
 }
 
 impl Executor {
     /// Wraps a sandbox; `None` when it has no Python.
     pub fn new(sandbox: Sandbox, policy: ExecPolicy) -> Option<Executor> {
         let python = *Language::find("python")?;
+        let random = std::collections::hash_map::RandomState::new();
+        let marker = format!(
+            "codelm-tests-finished-{:016x}{:016x}",
+            random.hash_one(1u8),
+            random.hash_one(2u8)
+        );
         Some(Executor {
             sandbox,
             python,
             policy,
+            marker,
         })
+    }
+
+    /// `program`, then a line that writes the marker; `__import__` because
+    /// the program may have rebound `os` or `sys`.
+    fn job(&self, program: &str, limits: Limits) -> Job {
+        let source = format!(
+            "{program}\n__import__(\"os\").write(1, b\"\\n{}\\n\")\n",
+            self.marker
+        );
+        Job::from_source(self.python, source).with_limits(limits)
     }
 
     /// The limits policy.
@@ -160,9 +200,7 @@ impl Executor {
         let jobs: Vec<Job> = tasks
             .iter()
             .filter_map(|task| task.reference.as_ref().map(|reference| (task, reference)))
-            .map(|(task, reference)| {
-                Job::from_source(self.python, task.program(reference)).with_limits(generous.clone())
-            })
+            .map(|(task, reference)| self.job(&task.program(reference), generous.clone()))
             .collect();
         let mut outcomes = self.sandbox.run_many(&jobs).into_iter();
         tasks
@@ -170,7 +208,9 @@ impl Executor {
             .map(|task| {
                 task.reference.as_ref()?;
                 let outcome = outcomes.next()?;
-                (outcome.status == Status::Passed).then_some(outcome.wall_time)
+                Verdict::from_outcome(&outcome, &self.marker)
+                    .is_passed()
+                    .then_some(outcome.wall_time)
             })
             .collect()
     }
@@ -179,15 +219,12 @@ impl Executor {
     pub fn run(&self, programs: &[(String, Duration)]) -> Vec<Verdict> {
         let jobs: Vec<Job> = programs
             .iter()
-            .map(|(program, timeout)| {
-                Job::from_source(self.python, program.as_str())
-                    .with_limits(self.policy.limits(*timeout))
-            })
+            .map(|(program, timeout)| self.job(program, self.policy.limits(*timeout)))
             .collect();
         self.sandbox
             .run_many(&jobs)
             .iter()
-            .map(Verdict::from_outcome)
+            .map(|outcome| Verdict::from_outcome(outcome, &self.marker))
             .collect()
     }
 }

@@ -128,6 +128,38 @@ HumanEval/53#1 failed | assert candidate(0, 1) == 1 | AssertionError",
 }
 
 #[test]
+fn a_program_that_exits_before_its_tests_finish_fails() {
+    let completions = [
+        "    import sys\n    sys.exit(0)\n",
+        "    import os\n    os._exit(0)\n",
+        "    return x + y\nimport sys\nsys.exit(0)\n",
+        "    print('chatty', x, y)\n    return x + y\n",
+        "    return x + y\nos = sys = None\n",
+    ];
+    let samples: String = completions
+        .iter()
+        .map(|completion| {
+            let record = serde_json::json!({"task_id": "HumanEval/53", "completion": completion});
+            format!("{record}\n")
+        })
+        .collect();
+    let exited = "exited with status 0 before its tests finished";
+    check(
+        Benchmark::HumanEval,
+        "humaneval-5.jsonl",
+        &samples,
+        &format!(
+            "
+HumanEval/53#0 failed | - | {exited}
+HumanEval/53#1 failed | - | {exited}
+HumanEval/53#2 failed | - | {exited}
+HumanEval/53#3 passed | - | -
+HumanEval/53#4 passed | - | -"
+        ),
+    );
+}
+
+#[test]
 fn mbpp_reference_solutions_pass() {
     let samples: String = [("11", "remove_Occ"), ("12", "sort_matrix")]
         .iter()
