@@ -53,6 +53,9 @@ pub(crate) struct JobCgroup {
     oom_baseline: u64,
     /// `memory.failcnt` before the job started.
     failcnt_baseline: u64,
+    /// The memory and process limits last written, skipped when a reused
+    /// cgroup gets the same ones.
+    written_limits: Option<(u64, u64)>,
 }
 
 /// Finds this process's directory in the v1 hierarchy of `controller`.
@@ -155,6 +158,7 @@ impl CgroupRoot {
             usage_baseline: 0,
             oom_baseline: 0,
             failcnt_baseline: 0,
+            written_limits: None,
         };
         let created = [
             Some(&cgroup.memory),
@@ -190,6 +194,23 @@ impl JobCgroup {
 
     /// Writes the job's limits and resets the usage counters.
     pub(crate) fn configure(&mut self, limits: &Limits) -> Result<()> {
+        let wanted = (limits.memory_bytes, limits.n_processes);
+        if self.written_limits != Some(wanted) {
+            self.written_limits = None;
+            self.write_limits(limits)?;
+            self.written_limits = Some(wanted);
+        }
+        write(&self.memory.join("memory.max_usage_in_bytes"), "0")?;
+        if let Some(cpuacct) = &self.cpuacct {
+            write(&cpuacct.join("cpuacct.usage"), "0")?;
+        }
+        self.usage_baseline = read_u64(&self.memory.join("memory.usage_in_bytes")).unwrap_or(0);
+        self.oom_baseline = self.n_oom_kills();
+        self.failcnt_baseline = read_u64(&self.memory.join("memory.failcnt")).unwrap_or(0);
+        Ok(())
+    }
+
+    fn write_limits(&self, limits: &Limits) -> Result<()> {
         let memory = limits.memory_bytes.to_string();
         let limit = self.memory.join("memory.limit_in_bytes");
         let memsw = self.memory.join("memory.memsw.limit_in_bytes");
@@ -204,15 +225,7 @@ impl JobCgroup {
         } else {
             write(&limit, &memory)?;
         }
-        write(&self.pids.join("pids.max"), &limits.n_processes.to_string())?;
-        write(&self.memory.join("memory.max_usage_in_bytes"), "0")?;
-        if let Some(cpuacct) = &self.cpuacct {
-            write(&cpuacct.join("cpuacct.usage"), "0")?;
-        }
-        self.usage_baseline = read_u64(&self.memory.join("memory.usage_in_bytes")).unwrap_or(0);
-        self.oom_baseline = self.n_oom_kills();
-        self.failcnt_baseline = read_u64(&self.memory.join("memory.failcnt")).unwrap_or(0);
-        Ok(())
+        write(&self.pids.join("pids.max"), &limits.n_processes.to_string())
     }
 
     fn n_oom_kills(&self) -> u64 {

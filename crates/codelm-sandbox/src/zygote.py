@@ -134,6 +134,9 @@ def report(status_fd, kind, stage=0, errno=0, wait_status=0, cpu_us=0, maxrss_kb
 
 def worker(sock_fd):
     """Runs in a fork of the zygote, as PID 1 of a fresh PID namespace."""
+    # Fill fd 0, which held the zygote's socket, so that no descriptor a
+    # job needs lands on 0 to 2, where its stdio goes.
+    os.open("/dev/null", os.O_RDONLY)
     # A session of its own: a job's kill(0, ...) must not reach the zygote.
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -283,13 +286,9 @@ def run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write):
         set_title(["python3", spec["main"]] + spec["args"])
         for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
             os.dup2(fd, target)
-        keep = {0, 1, 2, err_write}
-        for fd in os.listdir("/proc/self/fd"):
-            if int(fd) not in keep:
-                try:
-                    os.close(int(fd))
-                except OSError:
-                    pass
+        # Everything else goes: the worker's socket and the other ends.
+        os.closerange(3, err_write)
+        os.closerange(err_write + 1, 1 << 20)
         confine(spec)
     except BaseException as error:
         errno = getattr(error, "errno", 0) or 0
