@@ -1,6 +1,10 @@
 """Runs codelm and llama.cpp alternately on the same GGUF, prompt ids and thread
 count, and prints medians and per-round ratios. Called by bench/inference.sh.
 
+Each round also measures the machine's memory bandwidth (read and copy, same
+thread count), printed next to the weight bandwidth each engine reaches in
+decode: weight bytes per token times decode tok/s.
+
 Every measurement is its own process (so each has its own peak RSS), and each
 round runs both engines back to back for one measurement before moving to the
 next, alternating which goes first, because this machine's speed swings by up
@@ -136,6 +140,9 @@ def bench_model(args, name, path, workdir):
                 out["peak_rss_mib"] = out["peak_rss_kib"] / 1024
                 out["loadavg_after"] = os.getloadavg()[0]
                 results[(engine, mode)] = out
+        log(f"{name}: round {round_idx + 1}/{args.rounds}, memory bandwidth")
+        results[("machine", "membw")] = run_json(
+            [args.codelm_bin, "membw"], env=dict(os.environ, RAYON_NUM_THREADS=str(args.threads)))
         rounds.append(results)
     greedy_match = all(r[("codelm", "decode")]["tokens"] == r[("llama.cpp", "decode")]["tokens"] for r in rounds)
     return {"name": name, "path": path, "weight_types": tokenized["weight_types"],
@@ -167,7 +174,7 @@ def print_report(args, info, models, started, finished):
         print(f"   weights: {', '.join(model['weight_types'])}")
         print(f"   same prompt ids from both tokenizers: {model['tokenizers_agree']}; "
               f"same greedy tokens: {model['greedy_tokens_agree']}")
-        loads = [r[key]["loadavg_after"] for r in rounds for key in r]
+        loads = [r[key]["loadavg_after"] for r in rounds for key in r if "loadavg_after" in r[key]]
         print(f"   1-minute load average during the run: {min(loads):.1f} .. {max(loads):.1f} "
               f"(on {info['logical_cpus']} CPUs)")
         header = f"   {'metric':<54} {'codelm':>9} {'llama.cpp':>9} {'ratio':>6}  per-round ratios"
@@ -180,6 +187,23 @@ def print_report(args, info, models, started, finished):
             per_round = " ".join(f"{c / l:.2f}" for c, l in zip(codelm, llama))
             label = label.format(n_prompt=args.n_prompt, n_gen=args.n_gen, n_samples=args.n_samples)
             print(f"   {label:<54} {fmt(median_c):>9} {fmt(median_l):>9} {median_c / median_l:>6.2f}  {per_round}")
+        print_bandwidth(args, rounds)
+
+
+def print_bandwidth(args, rounds):
+    """Decode's weight traffic next to the machine's measured bandwidth."""
+    bytes_per_token = rounds[0][("codelm", "decode")]["weight_bytes_per_token"]
+    read = statistics.median(r[("machine", "membw")]["read_gb_s"] for r in rounds)
+    copy = statistics.median(r[("machine", "membw")]["copy_gb_s"] for r in rounds)
+    print(f"   memory bandwidth, {args.threads} threads (median of rounds): read {read:.1f} GB/s, "
+          f"copy {copy:.1f} GB/s (read + written bytes)")
+    print(f"   weights read per decoded token: {bytes_per_token / 1e6:.1f} MB (both engines read "
+          f"the same tensors)")
+    for engine in ("codelm", "llama.cpp"):
+        tok_s = statistics.median(r[(engine, "decode")]["decode_tok_s"] for r in rounds)
+        achieved = bytes_per_token * tok_s / 1e9
+        print(f"   {engine:<10} decode weight bandwidth {achieved:5.1f} GB/s = "
+              f"{100 * achieved / read:3.0f}% of measured read bandwidth")
 
 
 def main():

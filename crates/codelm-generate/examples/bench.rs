@@ -14,6 +14,11 @@
 //!   The decode phase starts at the first streamed token, which is sampled from
 //!   the shared prefill's logits before any batched step runs.
 //!
+//! - `membw` (no model): the machine's memory bandwidth with as many threads,
+//!   reading a 1 GiB buffer and copying 512 MiB, best of five passes, so that
+//!   decode's weight bandwidth (`weight_bytes_per_token` × tok/s) can be set
+//!   against the physical limit.
+//!
 //! Threads come from `RAYON_NUM_THREADS`; the peak RSS is `VmHWM` at the end.
 //!
 //! ```text
@@ -48,7 +53,7 @@ fn parse_args() -> Result<Args> {
     let mut raw = std::env::args().skip(1);
     let mode = raw
         .next()
-        .ok_or("usage: bench tokenize|prefill|decode|batch --model PATH ...")?;
+        .ok_or("usage: bench tokenize|prefill|decode|batch|membw --model PATH ...")?;
     let mut args = Args {
         mode,
         model: PathBuf::new(),
@@ -97,8 +102,71 @@ fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// Bytes per memory-bandwidth buffer.
+const MEMBW_BYTES: usize = 1 << 30;
+
+/// Best read and copy bandwidth in GB/s over `n_threads` threads. A copy
+/// moves each byte twice (read and write), counted as STREAM does.
+fn memory_bandwidth(n_threads: usize) -> (f64, f64) {
+    let words = MEMBW_BYTES / 8;
+    let mut source: Vec<u64> = (0..words as u64).collect();
+    let mut target = vec![0u64; words / 2];
+    let chunk = words.div_ceil(n_threads);
+    let mut best_read = 0f64;
+    let mut best_copy = 0f64;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let sums: Vec<u64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = source
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut lanes = [0u64; 8];
+                        for block in part.chunks_exact(8) {
+                            for (lane, &word) in lanes.iter_mut().zip(block) {
+                                *lane = lane.wrapping_add(word);
+                            }
+                        }
+                        lanes.iter().fold(0u64, |a, &b| a.wrapping_add(b))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+        });
+        std::hint::black_box(sums);
+        best_read = best_read.max(MEMBW_BYTES as f64 / start.elapsed().as_secs_f64() / 1e9);
+        let half = &mut source[..words / 2];
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for (to, from) in target.chunks_mut(chunk / 2).zip(half.chunks(chunk / 2)) {
+                scope.spawn(move || to.copy_from_slice(from));
+            }
+        });
+        std::hint::black_box(&mut target);
+        best_copy = best_copy.max(MEMBW_BYTES as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    (best_read, best_copy)
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
+    if args.mode == "membw" {
+        let n_threads = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let (read_gb_s, copy_gb_s) = memory_bandwidth(n_threads);
+        let out = json!({
+            "engine": "codelm",
+            "mode": "membw",
+            "threads": n_threads,
+            "buffer_mib": MEMBW_BYTES >> 20,
+            "read_gb_s": read_gb_s,
+            "copy_gb_s": copy_gb_s,
+        });
+        println!("{out}");
+        return Ok(());
+    }
     let n_ctx = args.n_prompt + args.n_gen + 16;
     let load_start = Instant::now();
     let engine = Engine::load(&args.model, Some(n_ctx))?;
@@ -168,6 +236,7 @@ fn main() -> Result<()> {
                 "n_generated": tokens.len(),
                 "decode_s": decode_s,
                 "decode_tok_s": (args.n_gen - 1) as f64 / decode_s,
+                "weight_bytes_per_token": model.weight_bytes(),
                 "tokens": tokens,
             })
         }
