@@ -469,9 +469,9 @@ impl Config {
         let ok = bounded
             && self.n_head > 0
             && self.n_kv_head > 0
-            && self.n_head % self.n_kv_head == 0
+            && self.n_head.is_multiple_of(self.n_kv_head)
             && self.head_dim > 0
-            && self.head_dim % 2 == 0
+            && self.head_dim.is_multiple_of(2)
             && self.n_layer > 0
             && self.n_vocab > 0;
         if ok {

@@ -764,8 +764,8 @@ mod avx2 {
                 d = f16_at(b, 208) * y.d;
                 let sc = &b[192..208];
                 let mut sum_bias = 0i32;
-                for j in 0..16 {
-                    sum_bias += (sc[j] as i8) as i32 * y.bsums[j] as i32;
+                for (&s, &bsum) in sc.iter().zip(&y.bsums) {
+                    sum_bias += (s as i8) as i32 * bsum as i32;
                 }
                 acc_min += 32.0 * d * sum_bias as f32;
                 for half in 0..2 {

@@ -99,7 +99,7 @@ impl QMatrix {
         cols: usize,
         data: WeightBytes,
     ) -> std::result::Result<Self, MatrixError> {
-        if cols % dtype.block_size() != 0 {
+        if !cols.is_multiple_of(dtype.block_size()) {
             return Err(MatrixError::BadRowLength);
         }
         let row_bytes = cols / dtype.block_size() * dtype.block_bytes();
