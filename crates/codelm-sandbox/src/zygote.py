@@ -191,8 +191,9 @@ class JobDirs:
                 self.mount(target, mode, flags)
 
     def clear(self):
-        """Removes what the last job left; a directory that resists (too
-        deep, say) is replaced by a fresh mount."""
+        """Removes what the last job left. A directory that resists (too
+        deep, say) or whose own mode or extended attributes the job changed
+        is replaced by a fresh mount."""
         for target, mode in self.DIRS:
             try:
                 with os.scandir(target) as entries:
@@ -201,7 +202,11 @@ class JobDirs:
                             shutil.rmtree(entry.path)
                         else:
                             os.unlink(entry.path)
+                is_pristine = (os.stat(target).st_mode & 0o7777 == int(mode, 8)
+                               and not os.listxattr(target))
             except (OSError, RecursionError):
+                is_pristine = False
+            if not is_pristine:
                 check(PREPARED.umount2(target, MNT_DETACH), f"umount {target!r}")
                 self.mount(target, mode)
 

@@ -5,14 +5,16 @@
 //! of its own, as root of its user namespace with capabilities and without
 //! seccomp (it runs only our code). It forks *workers*: each is PID 1 of a
 //! fresh PID namespace, in its own session and its own mount, network, IPC
-//! and UTS namespaces, and sits in a cgroup of its own. A worker runs one
-//! job at a time, each in a fork with fresh mount and IPC namespaces,
-//! private `/sandbox`, `/tmp` and `/dev/shm`, the job's rlimits, no
-//! capabilities, `no_new_privs` and the same seccomp filter as a cold job.
+//! and UTS namespaces, with its own tmpfs at `/sandbox`, `/tmp` and
+//! `/dev/shm`, and sits in a cgroup of its own. A worker runs one job at a
+//! time, each in a fork with its own session and a fresh IPC namespace, the
+//! job's rlimits, no capabilities, `no_new_privs` and the same seccomp
+//! filter as a cold job.
 //!
 //! After each job the worker kills and reaps everything left in its PID
-//! namespace, then reports; the parent resets the cgroup's counters and
-//! limits and hands the worker the next job. Only a worker that reported a
+//! namespace and empties its tmpfs directories, then reports; the parent
+//! resets the cgroup's counters (and limits, when they change) and hands
+//! the worker the next job. Only a worker that reported a
 //! finished job is reused: at a deadline, an output overflow or anything
 //! unexpected the parent kills the worker, which takes its namespace with
 //! it. Jobs that ran one after the other on a worker share its network and
@@ -462,7 +464,10 @@ impl Zygote {
         let mut outcome = sandbox.outcome(status, pumped, wall_time, stats, report.as_ref());
         outcome.is_warm_start = true;
         if is_reusable {
-            lock(&self.idle)?.push(worker);
+            // The job has run: whatever happens to the pool, report it.
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(worker);
+            }
         } else {
             root.release(worker.cgroup);
         }

@@ -157,6 +157,22 @@ print('littered')
 }
 
 #[test]
+fn a_directory_a_job_changed_is_replaced() {
+    let sandbox = serial_sandbox();
+    let tamper = "import os\nos.setxattr('/sandbox', 'user.note', b'left')\nos.chmod('/tmp', 0o500)\nos.chmod('/sandbox', 0o500)\nprint('changed')\n";
+    let first = sandbox.run(&python(tamper));
+    assert_eq!(first.stdout.to_string_lossy(), "changed\n", "{first:?}");
+    let look = "import os\nprint(oct(os.stat('/tmp').st_mode & 0o7777), oct(os.stat('/sandbox').st_mode & 0o7777), os.listxattr('/sandbox'))\nopen('/tmp/x', 'w').write('ok')\n";
+    let second = sandbox.run(&python(look));
+    assert_eq!(
+        second.stdout.to_string_lossy(),
+        "0o1777 0o755 []\n",
+        "{}",
+        second.stderr.to_string_lossy()
+    );
+}
+
+#[test]
 fn a_tree_too_deep_to_delete_is_replaced() {
     let sandbox = serial_sandbox();
     let deep = "import os\nos.chdir('/tmp')\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')\n";
