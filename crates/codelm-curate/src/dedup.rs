@@ -118,13 +118,9 @@ fn runs_in(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     Ok(runs)
 }
 
-/// Marks duplicates. Returns one status byte per document ([`KEEP`], [`EXACT`], [`NEAR`]).
-pub fn find_duplicates(
-    shards: &[ShardRuns],
-    exact: bool,
-    near: bool,
-    tmp_dir: &Path,
-) -> Result<(Vec<u8>, DedupSummary)> {
+/// The global id of each shard's first document, and the number of
+/// documents; too many for a `u32` id is an error.
+fn doc_offsets(shards: &[ShardRuns]) -> Result<(Vec<u64>, u64)> {
     let mut offsets = Vec::with_capacity(shards.len());
     let mut total = 0u64;
     for s in shards {
@@ -137,6 +133,17 @@ pub fn find_duplicates(
             limit: MAX_DOCS,
         });
     }
+    Ok((offsets, total))
+}
+
+/// Marks duplicates. Returns one status byte per document ([`KEEP`], [`EXACT`], [`NEAR`]).
+pub fn find_duplicates(
+    shards: &[ShardRuns],
+    exact: bool,
+    near: bool,
+    tmp_dir: &Path,
+) -> Result<(Vec<u8>, DedupSummary)> {
+    let (offsets, total) = doc_offsets(shards)?;
     let dense = |doc: u64| -> Result<u32> {
         let shard = (doc >> 32) as usize;
         let local = doc & 0xffff_ffff;
@@ -226,18 +233,7 @@ pub fn find_duplicates(
 /// the smallest id of its cluster (itself when alone). Documents whose
 /// `status` is [`EXACT`] are left out (they stay alone).
 pub fn near_clusters(shards: &[ShardRuns], status: &[u8], tmp_dir: &Path) -> Result<Vec<u32>> {
-    let mut offsets = Vec::with_capacity(shards.len());
-    let mut total = 0u64;
-    for s in shards {
-        offsets.push(total);
-        total += s.n_docs;
-    }
-    if total > MAX_DOCS {
-        return Err(Error::TooManyDocuments {
-            n_docs: total,
-            limit: MAX_DOCS,
-        });
-    }
+    let (offsets, total) = doc_offsets(shards)?;
     let mut runs = Vec::new();
     for s in shards {
         runs.extend(runs_in(&s.dir, "bands-")?);

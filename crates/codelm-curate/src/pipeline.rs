@@ -382,6 +382,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(Error::io(path))
 }
 
+/// Writes the run's manifest atomically.
+fn write_manifest(layout: &Layout, manifest: &Manifest) -> Result<()> {
+    let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
+    write_atomic(&layout.manifest(), text.as_bytes())
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read(path).map_err(Error::io(path))?;
     serde_json::from_slice(&text).map_err(|cause| Error::Json {
@@ -463,12 +469,7 @@ pub fn curate(
             return read_json(&layout.report());
         }
     } else {
-        write_atomic(
-            &layout.manifest(),
-            serde_json::to_string_pretty(&manifest)
-                .expect("manifest")
-                .as_bytes(),
-        )?;
+        write_manifest(&layout, &manifest)?;
     }
     let mut run = RunInfo {
         threads: n_threads,
@@ -646,12 +647,7 @@ pub fn curate(
     );
     write_atomic(&layout.report(), report.to_json().as_bytes())?;
     manifest.complete = true;
-    write_atomic(
-        &layout.manifest(),
-        serde_json::to_string_pretty(&manifest)
-            .expect("manifest")
-            .as_bytes(),
-    )?;
+    write_manifest(&layout, &manifest)?;
     if !cfg.output.keep_work {
         std::fs::remove_dir_all(layout.work()).map_err(Error::io(layout.work()))?;
     }
