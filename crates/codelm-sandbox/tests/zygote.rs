@@ -164,6 +164,7 @@ fn a_directory_a_job_changed_is_replaced() {
     assert_eq!(first.stdout.to_string_lossy(), "changed\n", "{first:?}");
     let look = "import os\nprint(oct(os.stat('/tmp').st_mode & 0o7777), oct(os.stat('/sandbox').st_mode & 0o7777), os.listxattr('/sandbox'))\nopen('/tmp/x', 'w').write('ok')\n";
     let second = sandbox.run(&python(look));
+    assert!(second.is_warm_start);
     assert_eq!(
         second.stdout.to_string_lossy(),
         "0o1777 0o755 []\n",
@@ -178,7 +179,11 @@ fn a_tree_too_deep_to_delete_is_replaced() {
     let deep = "import os\nos.chdir('/tmp')\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')\n";
     let first = sandbox.run(&python(deep));
     assert_eq!(first.stdout.to_string_lossy(), "deep\n", "{first:?}");
+    assert_eq!(first.status.name(), "passed", "{first:?}");
     let second = sandbox.run(&python(LOOK_AROUND));
+    // Warm: the worker survived its cleanup (one that failed would leave
+    // the next job to a cold start).
+    assert!(second.is_warm_start);
     assert!(second
         .stdout
         .to_string_lossy()
