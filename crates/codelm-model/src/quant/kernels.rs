@@ -10,6 +10,9 @@ use rayon::prelude::*;
 
 use super::blocks::{f16_at, scale_min_k4, GgmlType, QK_K};
 
+#[cfg(target_arch = "x86_64")]
+mod kquant512;
+
 /// One Q8_0 activation block.
 #[derive(Clone, Copy)]
 pub struct BlockQ8 {
@@ -32,14 +35,59 @@ pub struct BlockQ8K {
     pub bsums: [i16; 16],
 }
 
+/// Q8_K activations of sixteen tokens for one super-block, transposed so that
+/// vector lane `t` holds token `t` (the AVX-512 k-quant prefill kernel's layout).
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct TokenGroup {
+    /// `qs[k][t]`: token `t`'s quants `4k..4k + 4`, as the bytes of one i32.
+    pub qs: [[i32; 16]; 64],
+    /// `bsums[p][t]`: token `t`'s 16-sums `2p` and `2p + 1`, as two i16 in one i32.
+    pub bsums: [[i32; 16]; 8],
+    /// `d[t]`: token `t`'s scale.
+    pub d: [f32; 16],
+}
+
+impl TokenGroup {
+    /// Transposes the first `16 * (n / 16)` tokens of `blocks` (`per_row` blocks
+    /// per token) into `(n / 16) * per_row` groups, group-major.
+    fn transpose(blocks: &[BlockQ8K], n: usize, per_row: usize) -> Vec<TokenGroup> {
+        let mut groups = Vec::with_capacity(n / 16 * per_row);
+        for g in 0..n / 16 {
+            for i in 0..per_row {
+                let mut group = TokenGroup {
+                    qs: [[0; 16]; 64],
+                    bsums: [[0; 16]; 8],
+                    d: [0.0; 16],
+                };
+                for t in 0..16 {
+                    let b = &blocks[(16 * g + t) * per_row + i];
+                    for (k, q) in b.qs.chunks_exact(4).enumerate() {
+                        group.qs[k][t] =
+                            i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
+                    }
+                    for (p, s) in b.bsums.chunks_exact(2).enumerate() {
+                        group.bsums[p][t] =
+                            (s[0] as u16 as u32 | ((s[1] as u16 as u32) << 16)) as i32;
+                    }
+                    group.d[t] = b.d;
+                }
+                groups.push(group);
+            }
+        }
+        groups
+    }
+}
+
 /// The activations of one matmul, in the format the weight type multiplies with.
 pub enum Activations<'a> {
     /// Plain floats, for float weights: `(n, cols)`.
     F32(&'a [f32], usize),
     /// Q8_0 blocks: `(n, cols / 32)`.
     Q8(Vec<BlockQ8>, usize),
-    /// Q8_K blocks: `(n, cols / 256)`.
-    Q8K(Vec<BlockQ8K>, usize),
+    /// Q8_K blocks: `(n, cols / 256)`, and, where a kernel wants them, the full
+    /// groups of sixteen tokens transposed.
+    Q8K(Vec<BlockQ8K>, usize, Vec<TokenGroup>),
 }
 
 impl<'a> Activations<'a> {
@@ -57,12 +105,33 @@ impl<'a> Activations<'a> {
                 Activations::Q8(blocks, cols / 32)
             }
             GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
-                let blocks = if n >= 16 {
-                    xs.par_chunks_exact(QK_K).map(quantize_q8k).collect()
+                #[cfg(target_arch = "x86_64")]
+                let quantize: fn(&[f32]) -> BlockQ8K = if kquant512::available() {
+                    // SAFETY: the AVX-512 features were detected at run time.
+                    |x| unsafe { kquant512::quantize(x) }
                 } else {
-                    xs.chunks_exact(QK_K).map(quantize_q8k).collect()
+                    quantize_q8k
                 };
-                Activations::Q8K(blocks, cols / QK_K)
+                #[cfg(not(target_arch = "x86_64"))]
+                let quantize = quantize_q8k;
+                let blocks: Vec<BlockQ8K> = if n >= 16 {
+                    xs.par_chunks_exact(QK_K).map(quantize).collect()
+                } else {
+                    xs.chunks_exact(QK_K).map(quantize).collect()
+                };
+                let per_row = cols / QK_K;
+                #[cfg(target_arch = "x86_64")]
+                let grouped = n >= 16
+                    && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K)
+                    && kquant512::available();
+                #[cfg(not(target_arch = "x86_64"))]
+                let grouped = false;
+                let groups = if grouped {
+                    TokenGroup::transpose(&blocks, n, per_row)
+                } else {
+                    Vec::new()
+                };
+                Activations::Q8K(blocks, per_row, groups)
             }
         }
     }
@@ -147,6 +216,16 @@ pub fn dot_rows(
     let mut unpacked: Vec<i8> = Vec::new();
     let mut scales: Vec<f32> = Vec::new();
     #[cfg(target_arch = "x86_64")]
+    if let Activations::Q8K(blocks, per_row, groups) = acts {
+        if matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) && kquant512::available() {
+            // SAFETY: the AVX-512 features were detected at run time.
+            unsafe {
+                kquant512::dot_rows(dtype, row_bytes, rows, blocks, groups, *per_row, tile);
+            }
+            return;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if let (true, 1, Activations::Q8(ys, _)) = (use_avx2, n, acts) {
         if matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
             // One token: four rows per pass share each activation load and keep four
@@ -166,11 +245,15 @@ pub fn dot_rows(
             return;
         }
     }
-    // Tokens in blocks whose activations stay in L2 while every row of the band
-    // passes over them; with all tokens at once a long prefill streamed them from
-    // L3 once per weight row.
-    let token_bytes = (row_bytes * 4).max(1);
-    let block_tokens = (128 * 1024 / token_bytes).clamp(4, n.max(4)) / 4 * 4;
+    // Tokens in blocks whose activations (512 KiB) stay in L2 while every row of
+    // the band passes over them; with all tokens at once a long prefill streamed
+    // them from L3 once per weight row. Bigger blocks decode each row less often.
+    let token_bytes = match acts {
+        Activations::F32(_, cols) => cols * 4,
+        Activations::Q8(_, per_row) => per_row * std::mem::size_of::<BlockQ8>(),
+        Activations::Q8K(_, per_row, _) => per_row * std::mem::size_of::<BlockQ8K>(),
+    };
+    let block_tokens = (512 * 1024 / token_bytes.max(1)).clamp(8, n.max(8)) / 8 * 8;
     for t0 in (0..n).step_by(block_tokens) {
         let t1 = (t0 + block_tokens).min(n);
         for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
@@ -217,7 +300,7 @@ pub fn dot_rows(
                         *o = dot_q8(dtype, row, ys, use_avx2);
                     }
                 }
-                Activations::Q8K(blocks, per_row) => {
+                Activations::Q8K(blocks, per_row, _) => {
                     #[cfg(target_arch = "x86_64")]
                     if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
                         // Four tokens per pass: each weight super-block is decoded once
@@ -293,14 +376,22 @@ pub fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8], use_avx2: bool) -> f3
     dot_q8_scalar(dtype, row, ys)
 }
 
-/// Weight row (a k-quant) · Q8_K activations.
-pub fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K], use_avx2: bool) -> f32 {
+/// Weight row (a k-quant) · Q8_K activations, with the fastest kernel this CPU
+/// has when `fast` (AVX-512, then AVX2), else the scalar reference. The fast result
+/// equals, bit for bit, what [`dot_rows`] gives for the same row and token.
+pub fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K], fast: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
-        // SAFETY: AVX2, FMA and F16C were detected at run time.
-        return unsafe { avx2::dot_q8k(dtype, row, ys) };
+    if fast && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
+        if kquant512::available() {
+            // SAFETY: the AVX-512 features were detected at run time.
+            return unsafe { kquant512::dot_row(dtype, row, ys) };
+        }
+        if has_avx2() {
+            // SAFETY: AVX2, FMA and F16C were detected at run time.
+            return unsafe { avx2::dot_q8k(dtype, row, ys) };
+        }
     }
-    let _ = use_avx2;
+    let _ = fast;
     dot_q8k_scalar(dtype, row, ys)
 }
 
@@ -430,7 +521,7 @@ mod avx2 {
     /// IEEE half at `at` to f32 with the F16C instruction.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    pub(super) unsafe fn f16_at(bytes: &[u8], at: usize) -> f32 {
         let bits = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
@@ -626,7 +717,7 @@ mod avx2 {
     /// 32 values in `[0, 64)`, in element order.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q6k_quants(b: &[u8], half: usize) -> [__m256i; 4] {
+    pub(super) unsafe fn q6k_quants(b: &[u8], half: usize) -> [__m256i; 4] {
         let low4 = _mm256_set1_epi8(0xF);
         let three = _mm256_set1_epi8(3);
         let ql = b.as_ptr().add(64 * half);
@@ -837,7 +928,7 @@ mod tests {
                     let got = match &acts {
                         Activations::F32(xs, _) => dot_float(dtype, &bytes, xs),
                         Activations::Q8(ys, _) => dot_q8(dtype, &bytes, ys, use_avx2),
-                        Activations::Q8K(ys, _) => dot_q8k(dtype, &bytes, ys, use_avx2),
+                        Activations::Q8K(ys, ..) => dot_q8k(dtype, &bytes, ys, use_avx2),
                     };
                     let norm: f32 = wd.iter().map(|v| v.abs()).sum::<f32>() + 1e-6;
                     let err = (got - reference).abs() / norm;
@@ -876,7 +967,7 @@ mod tests {
                             Activations::Q8(ys, per) => {
                                 dot_q8_scalar(dtype, row, &ys[t * per..(t + 1) * per])
                             }
-                            Activations::Q8K(ys, per) => {
+                            Activations::Q8K(ys, per, _) => {
                                 dot_q8k_scalar(dtype, row, &ys[t * per..(t + 1) * per])
                             }
                         };
@@ -885,7 +976,7 @@ mod tests {
                             Activations::Q8(ys, per) if has_avx2() => {
                                 dot_q8(dtype, row, &ys[t * per..(t + 1) * per], true)
                             }
-                            Activations::Q8K(ys, per) if has_avx2() => {
+                            Activations::Q8K(ys, per, _) if has_avx2() => {
                                 dot_q8k(dtype, row, &ys[t * per..(t + 1) * per], true)
                             }
                             _ => expected,
@@ -903,6 +994,31 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The AVX-512 Q8_K quantizer gives the scalar one's quants, sums and scale,
+    /// including ties between a value and its negation, half-way values and zeros.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_q8k_quantization_equals_scalar() {
+        if !kquant512::available() {
+            return;
+        }
+        let mut inputs: Vec<Vec<f32>> = (0..200)
+            .map(|i| random(QK_K, 1000 + i, [1.0, 1e-6, 3e4][i as usize % 3]))
+            .collect();
+        inputs.push(vec![0.0; QK_K]);
+        let mut tie = random(QK_K, 5, 1.0);
+        (tie[17], tie[200]) = (-2.0, 2.0);
+        inputs.push(tie);
+        // Multiples of 1/254 of the maximum land exactly half-way between quants.
+        inputs.push((0..QK_K).map(|i| (i as f32 - 128.0) / 254.0).collect());
+        for x in inputs {
+            let (a, b) = (quantize_q8k(&x), unsafe { kquant512::quantize(&x) });
+            assert_eq!(a.qs, b.qs);
+            assert_eq!(a.bsums, b.bsums);
+            assert_eq!(a.d.to_bits(), b.d.to_bits());
         }
     }
 
@@ -940,7 +1056,7 @@ mod tests {
                     dot_q8(dtype, &bytes, &ys, false),
                     dot_q8(dtype, &bytes, &ys, true),
                 ),
-                Activations::Q8K(ys, _) => (
+                Activations::Q8K(ys, ..) => (
                     dot_q8k(dtype, &bytes, &ys, false),
                     dot_q8k(dtype, &bytes, &ys, true),
                 ),

@@ -1,0 +1,450 @@
+//! AVX-512 kernels for the k-quants Q4_K and Q6_K.
+//!
+//! A weight row is first decoded into [`Unpacked`] super-blocks, a layout shared by
+//! both types: 256 unsigned quants in the order of the activations, the scales,
+//! the weights of the activations' 16-element sums ("mins"), and two float
+//! factors. Every kernel computes, per super-block and token, two exact integers
+//!
+//! ```text
+//! S = Σ_groups scale_g · Σ_{k in g} q_k · y_k        M = Σ_{j<16} mins_j · bsums_j
+//! ```
+//!
+//! and then, in super-block order, the same float operations:
+//! `acc = fma(f32(S), d·dy, acc)`, `accm = fma(f32(M), dm·dy, accm)`, result
+//! `acc − accm`. So a token's result is bit-identical whichever kernel computed it:
+//!
+//! - [`dot_all_tokens`], one row against a few tokens (a decode step, or the tokens
+//!   left over from full groups): vector lanes run along the row, and `S`, `M` are
+//!   horizontal sums of exact lanes.
+//! - `dot_group`, four rows against sixteen tokens (prefill): lanes are tokens
+//!   ([`TokenGroup`], transposed once per matmul), each weight's four quants are
+//!   broadcast, and one `vpdpbusd` does 64 multiply-adds of one row for sixteen
+//!   tokens; the group scale is applied once per group (`vpmulld`).
+//!
+//! Q4_K: groups are its 32-element sub-blocks, `dm` is `dmin`, and each min weighs
+//! the two 16-sums of its sub-block. Q6_K: groups are 16 elements, quants are
+//! stored as `q + 32`, so `dm = 32·d` and the mins are the scales themselves.
+
+use std::arch::x86_64::*;
+
+use super::{BlockQ8K, TokenGroup};
+use crate::quant::blocks::{scales_mins_k4, GgmlType, QK_K};
+
+/// One k-quant super-block, decoded for [`dot_tokens`].
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct Unpacked {
+    /// Unsigned quants, element order.
+    q: [u8; QK_K],
+    /// Per 64-element chunk, 32 i16 lanes: the scale of each `vpmaddubsw` pair.
+    scales: [i16; 4 * 32],
+    /// Weights of the activations' sixteen 16-element sums.
+    mins: [i16; 16],
+    /// The scale of each quant group (eight 32-element groups for Q4_K, sixteen
+    /// 16-element ones for Q6_K).
+    group_scales: [i32; 16],
+    /// Scale of the quant sum.
+    d: f32,
+    /// Scale of the min sum, subtracted.
+    dm: f32,
+}
+
+impl Unpacked {
+    const ZERO: Unpacked = Unpacked {
+        q: [0; QK_K],
+        scales: [0; 128],
+        mins: [0; 16],
+        group_scales: [0; 16],
+        d: 0.0,
+        dm: 0.0,
+    };
+}
+
+/// Whether this CPU runs these kernels.
+pub fn available() -> bool {
+    super::has_avx2()
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+}
+
+/// `vpermw` indices that spread eight (Q4_K) or sixteen (Q6_K) i16 scales over a
+/// chunk's 32 `vpmaddubsw` lanes: lane `i` of chunk `c` covers elements
+/// `64c + 2i` and `64c + 2i + 1`, so Q4_K's 32-element sub-block is `2c + i / 16`
+/// and Q6_K's 16-element group is `4c + i / 8`.
+const fn scale_index(group: usize) -> [[i16; 32]; 4] {
+    let mut idx = [[0i16; 32]; 4];
+    let mut c = 0;
+    while c < 4 {
+        let mut i = 0;
+        while i < 32 {
+            idx[c][i] = ((64 * c + 2 * i) / group) as i16;
+            i += 1;
+        }
+        c += 1;
+    }
+    idx
+}
+const Q4K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(32);
+const Q6K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(16);
+
+/// How far ahead of the block being decoded [`unpack_row`] prefetches.
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Decodes a Q4_K or Q6_K row into `out`, one [`Unpacked`] per super-block.
+///
+/// # Safety
+/// [`available`] must be true.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>) {
+    let bb = dtype.block_bytes();
+    // Every field of every block is overwritten below.
+    out.resize(row.len() / bb, Unpacked::ZERO);
+    for (b, u) in row.chunks_exact(bb).zip(out.iter_mut()) {
+        // Ask for the bytes a few blocks ahead (past the row: the next row of the
+        // band); a prefetch never faults. Decode steps wait on memory here.
+        for line in (0..bb).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH_AHEAD + line) as *const i8);
+        }
+        if dtype == GgmlType::Q4_K {
+            unpack_q4k(b, u);
+        } else {
+            unpack_q6k(b, u);
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn store_scales(u: &mut Unpacked, widened: __m512i, index: &[[i16; 32]; 4]) {
+    for (c, idx) in index.iter().enumerate() {
+        let idx = _mm512_loadu_si512(idx.as_ptr() as *const __m512i);
+        _mm512_store_si512(
+            u.scales.as_mut_ptr().add(32 * c) as *mut __m512i,
+            _mm512_permutexvar_epi16(idx, widened),
+        );
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked) {
+    let low4 = _mm256_set1_epi8(0xF);
+    for c in 0..4 {
+        let v = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * c) as *const __m256i);
+        let q = u.q.as_mut_ptr().add(64 * c);
+        _mm256_store_si256(q as *mut __m256i, _mm256_and_si256(v, low4));
+        _mm256_store_si256(
+            q.add(32) as *mut __m256i,
+            _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+        );
+    }
+    let (sc, mins) = scales_mins_k4(&b[4..16]);
+    for (g, &s) in u.group_scales.iter_mut().zip(&sc) {
+        *g = s as i32;
+    }
+    let sc = _mm_cvtepu8_epi16(_mm_set_epi64x(0, i64::from_le_bytes(sc)));
+    store_scales(u, _mm512_castsi128_si512(sc), &Q4K_SCALE_INDEX);
+    // Each min weighs the two 16-sums of its 32-element sub-block.
+    let m = _mm_set_epi64x(0, i64::from_le_bytes(mins));
+    _mm256_store_si256(
+        u.mins.as_mut_ptr() as *mut __m256i,
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)),
+    );
+    u.d = super::avx2::f16_at(b, 0);
+    u.dm = super::avx2::f16_at(b, 2);
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked) {
+    for half in 0..2 {
+        for (g, q) in super::avx2::q6k_quants(b, half).iter().enumerate() {
+            _mm256_store_si256(
+                u.q.as_mut_ptr().add(128 * half + 32 * g) as *mut __m256i,
+                *q,
+            );
+        }
+    }
+    let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(192) as *const __m128i));
+    store_scales(u, _mm512_castsi256_si512(sc), &Q6K_SCALE_INDEX);
+    _mm256_store_si256(u.mins.as_mut_ptr() as *mut __m256i, sc);
+    for (g, &s) in u.group_scales.iter_mut().zip(&b[192..208]) {
+        *g = s as i8 as i32;
+    }
+    let d = super::avx2::f16_at(b, 208);
+    u.d = d;
+    u.dm = 32.0 * d;
+}
+
+/// An unpacked row · the `T` tokens whose activations start at `ys`, `per_row`
+/// blocks apart.
+///
+/// # Safety
+/// [`available`] must be true, and `ys` must hold `T * per_row` blocks with
+/// `per_row >= row.len()`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_tokens<const T: usize>(
+    row: &[Unpacked],
+    ys: *const BlockQ8K,
+    per_row: usize,
+) -> [f32; T] {
+    let mut acc = [0.0f32; T];
+    let mut accm = [0.0f32; T];
+    for (i, u) in row.iter().enumerate() {
+        // Two integer chains per token when there are few tokens, so that the
+        // multiply-adds' latency overlaps; the sum is exact either way.
+        let mut sumi = [[_mm512_setzero_si512(); T]; 2];
+        for c in 0..4 {
+            let chain = if T < 4 { c & 1 } else { 0 };
+            let w = _mm512_load_si512(u.q.as_ptr().add(64 * c) as *const __m512i);
+            let s = _mm512_load_si512(u.scales.as_ptr().add(32 * c) as *const __m512i);
+            for (t, sumi) in sumi[chain].iter_mut().enumerate() {
+                let y = (*ys.add(t * per_row + i)).qs.as_ptr().add(64 * c);
+                let p = _mm512_maddubs_epi16(w, _mm512_loadu_si512(y as *const __m512i));
+                *sumi = _mm512_dpwssd_epi32(*sumi, p, s);
+            }
+        }
+        let mins = _mm256_load_si256(u.mins.as_ptr() as *const __m256i);
+        for t in 0..T {
+            let y = &*ys.add(t * per_row + i);
+            let s = _mm512_reduce_add_epi32(_mm512_add_epi32(sumi[0][t], sumi[1][t]));
+            let bsums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+            let m = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(bsums, mins)));
+            acc[t] = (s as f32).mul_add(u.d * y.d, acc[t]);
+            accm[t] = (m as f32).mul_add(u.dm * y.d, accm[t]);
+        }
+    }
+    std::array::from_fn(|t| acc[t] - accm[t])
+}
+
+/// `out[t] = row · token t` for every token of `out`, eight, four, then one at a
+/// time; `blocks` holds `per_row` blocks per token, starting with `out`'s first.
+///
+/// # Safety
+/// [`available`] must be true.
+///
+/// # Panics
+/// If `blocks` is shorter than `out.len() * per_row` or `per_row < row.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_all_tokens(
+    row: &[Unpacked],
+    blocks: &[BlockQ8K],
+    per_row: usize,
+    out: &mut [f32],
+) {
+    assert!(blocks.len() >= out.len() * per_row && per_row >= row.len());
+    let at = |t: usize| blocks.as_ptr().add(t * per_row);
+    let mut t = 0;
+    while t + 8 <= out.len() {
+        out[t..t + 8].copy_from_slice(&dot_tokens::<8>(row, at(t), per_row));
+        t += 8;
+    }
+    if t + 4 <= out.len() {
+        out[t..t + 4].copy_from_slice(&dot_tokens::<4>(row, at(t), per_row));
+        t += 4;
+    }
+    while t < out.len() {
+        out[t] = dot_tokens::<1>(row, at(t), per_row)[0];
+        t += 1;
+    }
+}
+
+/// One packed row · one token, the same arithmetic as [`dot_all_tokens`].
+///
+/// # Safety
+/// [`available`] must be true.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_row(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
+    let mut unpacked = Vec::new();
+    unpack_row(dtype, row, &mut unpacked);
+    let mut out = [0.0];
+    dot_all_tokens(&unpacked, ys, unpacked.len(), &mut out);
+    out[0]
+}
+
+/// Four (or `R`) unpacked rows · one [`TokenGroup`] of sixteen tokens: lane `t` of
+/// result `r` is row `r` · token `t`. `K` is the number of four-quant steps per
+/// scale group: 8 for Q4_K, 4 for Q6_K.
+///
+/// # Safety
+/// [`available`] must be true, and every row must hold `acts.len()` blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_group<const R: usize, const K: usize>(
+    rows: [&[Unpacked]; R],
+    acts: &[TokenGroup],
+) -> [__m512; R] {
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut accm = [_mm512_setzero_ps(); R];
+    for (i, a) in acts.iter().enumerate() {
+        let u: [&Unpacked; R] = std::array::from_fn(|r| rows[r].get_unchecked(i));
+        let mut s = [_mm512_setzero_si512(); R];
+        for g in 0..64 / K {
+            // Two chains per row so that the multiply-adds' latency overlaps.
+            let mut isum = [[_mm512_setzero_si512(); R]; 2];
+            for k in 0..K {
+                let step = g * K + k;
+                let y = _mm512_load_si512(a.qs[step].as_ptr() as *const __m512i);
+                for r in 0..R {
+                    let q = (u[r].q.as_ptr().add(4 * step) as *const i32).read_unaligned();
+                    isum[k & 1][r] = _mm512_dpbusd_epi32(isum[k & 1][r], _mm512_set1_epi32(q), y);
+                }
+            }
+            for r in 0..R {
+                let total = _mm512_add_epi32(isum[0][r], isum[1][r]);
+                let scale = _mm512_set1_epi32(u[r].group_scales[g]);
+                s[r] = _mm512_add_epi32(s[r], _mm512_mullo_epi32(total, scale));
+            }
+        }
+        let mut m = [_mm512_setzero_si512(); R];
+        for p in 0..8 {
+            let bsums = _mm512_load_si512(a.bsums[p].as_ptr() as *const __m512i);
+            for r in 0..R {
+                let pair = (u[r].mins.as_ptr().add(2 * p) as *const i32).read_unaligned();
+                m[r] = _mm512_dpwssd_epi32(m[r], _mm512_set1_epi32(pair), bsums);
+            }
+        }
+        let dy = _mm512_load_ps(a.d.as_ptr());
+        for r in 0..R {
+            let d = _mm512_mul_ps(_mm512_set1_ps(u[r].d), dy);
+            let dm = _mm512_mul_ps(_mm512_set1_ps(u[r].dm), dy);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), d, acc[r]);
+            accm[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m[r]), dm, accm[r]);
+        }
+    }
+    std::array::from_fn(|r| _mm512_sub_ps(acc[r], accm[r]))
+}
+
+/// `tile[r * n + t] = row r · token t` for a band of Q4_K or Q6_K rows: sixteen
+/// tokens at a time from `groups` (which cover the first `16 * groups.len() /
+/// per_row` tokens), the rest from `blocks` one row at a time.
+///
+/// # Safety
+/// [`available`] must be true.
+///
+/// # Panics
+/// If the slices do not have the shapes above.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_rows(
+    dtype: GgmlType,
+    row_bytes: usize,
+    rows: &[u8],
+    blocks: &[BlockQ8K],
+    groups: &[TokenGroup],
+    per_row: usize,
+    tile: &mut [f32],
+) {
+    let n_rows = rows.len() / row_bytes;
+    let n = tile.len() / n_rows.max(1);
+    assert!(per_row * dtype.block_bytes() == row_bytes && blocks.len() == n * per_row);
+    let n_groups = groups.len() / per_row;
+    assert!(16 * n_groups <= n);
+    let row = |r: usize| &rows[r * row_bytes..(r + 1) * row_bytes];
+    let mut unpacked: [Vec<Unpacked>; 4] = Default::default();
+    // Groups in blocks whose activations (1 MiB) stay in L2 while the band's rows
+    // pass over them, four rows at a time; each block decodes every row once.
+    let block = (1024 * 1024 / (per_row * std::mem::size_of::<TokenGroup>())).max(1);
+    for g0 in (0..n_groups).step_by(block) {
+        let g1 = (g0 + block).min(n_groups);
+        for r0 in (0..n_rows).step_by(4) {
+            let rr = (n_rows - r0).min(4);
+            for (i, u) in unpacked.iter_mut().enumerate().take(rr) {
+                unpack_row(dtype, row(r0 + i), u);
+            }
+            for g in g0..g1 {
+                let acts = &groups[g * per_row..(g + 1) * per_row];
+                let mut sums = [_mm512_setzero_ps(); 4];
+                match (dtype == GgmlType::Q4_K, rr) {
+                    (true, 4) => {
+                        sums = dot_group::<4, 8>(std::array::from_fn(|r| &unpacked[r][..]), acts)
+                    }
+                    (false, 4) => {
+                        sums = dot_group::<4, 4>(std::array::from_fn(|r| &unpacked[r][..]), acts)
+                    }
+                    (true, _) => {
+                        for r in 0..rr {
+                            sums[r] = dot_group::<1, 8>([&unpacked[r]], acts)[0];
+                        }
+                    }
+                    (false, _) => {
+                        for r in 0..rr {
+                            sums[r] = dot_group::<1, 4>([&unpacked[r]], acts)[0];
+                        }
+                    }
+                }
+                for (r, sum) in sums.iter().enumerate().take(rr) {
+                    let at = (r0 + r) * n + 16 * g;
+                    _mm512_storeu_ps(tile[at..at + 16].as_mut_ptr(), *sum);
+                }
+            }
+        }
+    }
+    let done = 16 * n_groups;
+    if done < n {
+        for r in 0..n_rows {
+            unpack_row(dtype, row(r), &mut unpacked[0]);
+            dot_all_tokens(
+                &unpacked[0],
+                &blocks[done * per_row..],
+                per_row,
+                &mut tile[r * n + done..(r + 1) * n],
+            );
+        }
+    }
+}
+
+/// [`super::quantize_q8k`] with AVX-512: the same quants, scale and sums for
+/// finite inputs (the same float operations, vectorized).
+///
+/// # Safety
+/// [`available`] must be true.
+///
+/// # Panics
+/// If `x` is not `QK_K` long.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn quantize(x: &[f32]) -> BlockQ8K {
+    assert_eq!(x.len(), QK_K);
+    let mut block = BlockQ8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; 16],
+    };
+    let v: [__m512; 16] = std::array::from_fn(|j| _mm512_loadu_ps(x.as_ptr().add(16 * j)));
+    // NaN lanes lose every comparison, as in the scalar loop (`max` returns its
+    // second operand when one is NaN).
+    let amax = v.iter().fold(_mm512_setzero_ps(), |m, &v| {
+        _mm512_max_ps(_mm512_abs_ps(v), m)
+    });
+    let amax = _mm512_reduce_max_ps(amax);
+    if amax == 0.0 || amax.is_nan() {
+        return block;
+    }
+    // The first element whose magnitude is the maximum, sign included.
+    let first = v
+        .iter()
+        .enumerate()
+        .find_map(|(j, &v)| {
+            let hit = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(amax));
+            (hit != 0).then(|| 16 * j + hit.trailing_zeros() as usize)
+        })
+        .expect("the maximum is one of the elements");
+    let iscale = -127.0 / x[first];
+    let magic = _mm512_set1_ps(12_582_912.0);
+    for (j, &v) in v.iter().enumerate() {
+        let r = _mm512_sub_ps(
+            _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(iscale)), magic),
+            magic,
+        );
+        let q = _mm512_min_epi32(_mm512_cvtps_epi32(r), _mm512_set1_epi32(127));
+        _mm_storeu_si128(
+            block.qs.as_mut_ptr().add(16 * j) as *mut __m128i,
+            _mm512_cvtsepi32_epi8(q),
+        );
+        block.bsums[j] = _mm512_reduce_add_epi32(q) as i16;
+    }
+    block.d = 1.0 / iscale;
+    block
+}
