@@ -766,31 +766,38 @@ impl Model {
         let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
-        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
-            let (r, head) = (idx / c.n_head, idx % c.n_head);
-            let (s, pos) = rows[r];
-            let kv_head = head / group;
-            let keys = &caches[s].keys[layer_idx];
-            let values = &caches[s].values[layer_idx];
-            let qh = &q[r * q_dim + head * hd..r * q_dim + (head + 1) * hd];
-            let mut scores: Vec<f32> = (0..=pos)
-                .map(|t| {
-                    ops::dot(
-                        qh,
-                        &keys[t * kv_dim + kv_head * hd..t * kv_dim + (kv_head + 1) * hd],
-                    ) * scale
-                })
-                .collect();
-            ops::softmax(&mut scores);
-            o.fill(0.0);
-            for (t, &p) in scores.iter().enumerate() {
-                ops::axpy(
-                    o,
-                    p,
-                    &values[t * kv_dim + kv_head * hd..t * kv_dim + (kv_head + 1) * hd],
-                );
-            }
-        });
+        // One task per (row, kv head): each key and value is read once for the
+        // `group` query heads that share it. Every head's sums run in the same
+        // order as one head at a time would, so grouping changes no bit.
+        out.par_chunks_mut(group * hd)
+            .enumerate()
+            .for_each(|(idx, o)| {
+                let (r, kv_head) = (idx / c.n_kv_head, idx % c.n_kv_head);
+                let (s, pos) = rows[r];
+                let len = pos + 1;
+                let at = |t: usize| t * kv_dim + kv_head * hd..t * kv_dim + (kv_head + 1) * hd;
+                let keys = &caches[s].keys[layer_idx];
+                let values = &caches[s].values[layer_idx];
+                let qs =
+                    &q[r * q_dim + kv_head * group * hd..r * q_dim + (kv_head + 1) * group * hd];
+                let mut scores = vec![0f32; group * len];
+                for t in 0..len {
+                    let key = &keys[at(t)];
+                    for (g, qh) in qs.chunks_exact(hd).enumerate() {
+                        scores[g * len + t] = ops::dot(qh, key) * scale;
+                    }
+                }
+                for head_scores in scores.chunks_exact_mut(len) {
+                    ops::softmax(head_scores);
+                }
+                o.fill(0.0);
+                for t in 0..len {
+                    let value = &values[at(t)];
+                    for (g, oh) in o.chunks_exact_mut(hd).enumerate() {
+                        ops::axpy(oh, scores[g * len + t], value);
+                    }
+                }
+            });
     }
 }
 

@@ -175,15 +175,21 @@ impl QMatrix {
                 &acts,
                 &mut tile,
             );
-            // `tile` is (row, token); scatter into out (token, row) token by token, so
-            // the writes are contiguous runs rather than one cache line per element.
+            // `tile` is (row, token); transpose it into out (token, row) in 16 × 16
+            // squares, so that both sides touch only sixteen cache lines at a time.
             let out_ptr = &out_ptr;
-            for token_idx in 0..n {
-                for (local, row_idx) in (start..end).enumerate() {
-                    // SAFETY: tasks write disjoint row ranges of `out`, which outlives
-                    // the parallel loop; indices are in bounds by construction.
-                    unsafe {
-                        *out_ptr.0.add(token_idx * rows + row_idx) = tile[local * n + token_idx];
+            for t0 in (0..n).step_by(16) {
+                for r0 in (start..end).step_by(16) {
+                    for token_idx in t0..(t0 + 16).min(n) {
+                        for row_idx in r0..(r0 + 16).min(end) {
+                            // SAFETY: tasks write disjoint row ranges of `out`, which
+                            // outlives the parallel loop; indices are in bounds by
+                            // construction.
+                            unsafe {
+                                *out_ptr.0.add(token_idx * rows + row_idx) =
+                                    tile[(row_idx - start) * n + token_idx];
+                            }
+                        }
                     }
                 }
             }
