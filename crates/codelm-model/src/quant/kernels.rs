@@ -49,18 +49,23 @@ pub struct TokenGroup {
 }
 
 impl TokenGroup {
-    /// Transposes the first `16 * (n / 16)` tokens of `blocks` (`per_row` blocks
-    /// per token) into `(n / 16) * per_row` groups, group-major.
-    fn transpose(blocks: &[BlockQ8K], n: usize, per_row: usize) -> Vec<TokenGroup> {
-        let mut groups = Vec::with_capacity(n / 16 * per_row);
-        for g in 0..n / 16 {
+    /// Transposes `n` tokens of `blocks` (`per_row` blocks per token) into
+    /// `n_groups * per_row` groups, group-major; tokens past `n` are zeros.
+    fn transpose(
+        blocks: &[BlockQ8K],
+        n: usize,
+        n_groups: usize,
+        per_row: usize,
+    ) -> Vec<TokenGroup> {
+        let mut groups = Vec::with_capacity(n_groups * per_row);
+        for g in 0..n_groups {
             for i in 0..per_row {
                 let mut group = TokenGroup {
                     qs: [[0; 16]; 64],
                     bsums: [[0; 16]; 8],
                     d: [0.0; 16],
                 };
-                for t in 0..16 {
+                for t in 0..16.min(n - 16 * g) {
                     let b = &blocks[(16 * g + t) * per_row + i];
                     for (k, q) in b.qs.chunks_exact(4).enumerate() {
                         group.qs[k][t] =
@@ -120,17 +125,18 @@ impl<'a> Activations<'a> {
                     xs.chunks_exact(QK_K).map(quantize).collect()
                 };
                 let per_row = cols / QK_K;
+                // Full groups of sixteen, and a last one padded with zero tokens
+                // when it has enough tokens to beat one-row-at-a-time.
                 #[cfg(target_arch = "x86_64")]
-                let grouped = n >= 16
-                    && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K)
-                    && kquant512::available();
+                let n_groups =
+                    if matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) && kquant512::available() {
+                        n / 16 + usize::from(n % 16 >= kquant512::MIN_PADDED_GROUP)
+                    } else {
+                        0
+                    };
                 #[cfg(not(target_arch = "x86_64"))]
-                let grouped = false;
-                let groups = if grouped {
-                    TokenGroup::transpose(&blocks, n, per_row)
-                } else {
-                    Vec::new()
-                };
+                let n_groups = 0;
+                let groups = TokenGroup::transpose(&blocks, n, n_groups, per_row);
                 Activations::Q8K(blocks, per_row, groups)
             }
         }
@@ -951,8 +957,9 @@ mod tests {
                 .flat_map(|r| quantize_row(dtype, &random(cols, 40 + r as u64, 1.5)))
                 .collect();
             let row_bytes = rows.len() / n_rows;
-            // 300 tokens span several token blocks of `dot_rows` for every type.
-            for n in [1, 3, 6, 300] {
+            // 300 tokens span several token blocks of `dot_rows` for every type; 6, 20
+            // and 300 end in a padded or a partial group of sixteen.
+            for n in [1, 3, 6, 20, 300] {
                 let x = random(n * cols, 77, 1.0);
                 let acts = Activations::quantize(dtype, &x, n, cols);
                 let mut tile = vec![0f32; n_rows * n];

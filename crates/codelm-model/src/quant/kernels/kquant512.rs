@@ -89,6 +89,10 @@ const fn scale_index(group: usize) -> [[i16; 32]; 4] {
 const Q4K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(32);
 const Q6K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(16);
 
+/// The fewest tokens for which a padded group of sixteen is used rather than one
+/// row at a time.
+pub const MIN_PADDED_GROUP: usize = 6;
+
 /// How far ahead of the block being decoded [`unpack_row`] prefetches.
 const PREFETCH_AHEAD: usize = 2048;
 
@@ -320,7 +324,8 @@ unsafe fn dot_group<const R: usize, const K: usize>(
 
 /// `tile[r * n + t] = row r · token t` for a band of Q4_K or Q6_K rows: sixteen
 /// tokens at a time from `groups` (which cover the first `16 * groups.len() /
-/// per_row` tokens), the rest from `blocks` one row at a time.
+/// per_row` tokens, the last group possibly padded), the rest from `blocks` one
+/// row at a time.
 ///
 /// # Safety
 /// [`available`] must be true.
@@ -341,7 +346,7 @@ pub unsafe fn dot_rows(
     let n = tile.len() / n_rows.max(1);
     assert!(per_row * dtype.block_bytes() == row_bytes && blocks.len() == n * per_row);
     let n_groups = groups.len() / per_row;
-    assert!(16 * n_groups <= n);
+    assert!(16 * n_groups < n + 16);
     let row = |r: usize| &rows[r * row_bytes..(r + 1) * row_bytes];
     let mut unpacked: [Vec<Unpacked>; 4] = Default::default();
     // Groups in blocks whose activations (1 MiB) stay in L2 while the band's rows
@@ -375,14 +380,17 @@ pub unsafe fn dot_rows(
                         }
                     }
                 }
+                // A padded last group stores only its real tokens.
+                let lanes = (n - 16 * g).min(16);
                 for (r, sum) in sums.iter().enumerate().take(rr) {
                     let at = (r0 + r) * n + 16 * g;
-                    _mm512_storeu_ps(tile[at..at + 16].as_mut_ptr(), *sum);
+                    let out = &mut tile[at..at + lanes];
+                    _mm512_mask_storeu_ps(out.as_mut_ptr(), ((1u32 << lanes) - 1) as u16, *sum);
                 }
             }
         }
     }
-    let done = 16 * n_groups;
+    let done = (16 * n_groups).min(n);
     if done < n {
         for r in 0..n_rows {
             unpack_row(dtype, row(r), &mut unpacked[0]);
