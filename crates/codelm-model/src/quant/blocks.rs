@@ -169,6 +169,7 @@ pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 /// as [`scale_min_k4`] gives them one by one: a few word operations instead of
 /// eight byte-wise decodes (the layout packs the high bits of the last four into
 /// the top two bits of the first eight bytes).
+#[inline]
 pub(crate) fn scales_mins_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;

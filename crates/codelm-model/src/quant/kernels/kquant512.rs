@@ -106,11 +106,7 @@ pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>) {
     // Every field of every block is overwritten below.
     out.resize(row.len() / bb, Unpacked::ZERO);
     for (b, u) in row.chunks_exact(bb).zip(out.iter_mut()) {
-        // Ask for the bytes a few blocks ahead (past the row: the next row of the
-        // band); a prefetch never faults. Decode steps wait on memory here.
-        for line in (0..bb).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH_AHEAD + line) as *const i8);
-        }
+        prefetch_ahead(b);
         if dtype == GgmlType::Q4_K {
             unpack_q4k(b, u);
         } else {
@@ -256,17 +252,101 @@ pub unsafe fn dot_all_tokens(
     }
 }
 
-/// One packed row · one token, the same arithmetic as [`dot_all_tokens`].
+/// One packed row · one token (a decode step), straight from the packed blocks:
+/// the same `S`, `M` and float operations as [`dot_all_tokens`], without
+/// writing the decoded row out.
 ///
 /// # Safety
 /// [`available`] must be true.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot_row(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
-    let mut unpacked = Vec::new();
-    unpack_row(dtype, row, &mut unpacked);
-    let mut out = [0.0];
-    dot_all_tokens(&unpacked, ys, unpacked.len(), &mut out);
-    out[0]
+    let bb = dtype.block_bytes();
+    let (mut acc, mut accm) = (0.0f32, 0.0f32);
+    for (b, y) in row.chunks_exact(bb).zip(ys) {
+        prefetch_ahead(b);
+        let (s, m, d, dm) = if dtype == GgmlType::Q4_K {
+            q4k_sums(b, y)
+        } else {
+            q6k_sums(b, y)
+        };
+        acc = (s as f32).mul_add(d * y.d, acc);
+        accm = (m as f32).mul_add(dm * y.d, accm);
+    }
+    acc - accm
+}
+
+/// `(S, M, d, dm)` of one packed Q4_K block and one token.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
+    let (sc, mins) = scales_mins_k4(&b[4..16]);
+    let sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(0, i64::from_le_bytes(sc))));
+    // Both halves of a vector get the chunk's 32 bytes; the upper half is shifted
+    // to its high nibbles.
+    let shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    let low4 = _mm512_set1_epi8(0xF);
+    let mut sumi = [_mm512_setzero_si512(); 2];
+    for (c, idx) in Q4K_SCALE_INDEX.iter().enumerate() {
+        let raw = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * c) as *const __m256i);
+        let w = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(raw), shift), low4);
+        let yq = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c) as *const __m512i);
+        let scales =
+            _mm512_permutexvar_epi16(_mm512_loadu_si512(idx.as_ptr() as *const __m512i), sc);
+        sumi[c & 1] = _mm512_dpwssd_epi32(sumi[c & 1], _mm512_maddubs_epi16(w, yq), scales);
+    }
+    let m = _mm_set_epi64x(0, i64::from_le_bytes(mins));
+    let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+    (
+        _mm512_reduce_add_epi32(_mm512_add_epi32(sumi[0], sumi[1])),
+        bsums_dot(y, mins),
+        super::avx2::f16_at(b, 0),
+        super::avx2::f16_at(b, 2),
+    )
+}
+
+/// `(S, M, d, dm)` of one packed Q6_K block and one token.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q6k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
+    let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(192) as *const __m128i));
+    let sc512 = _mm512_castsi256_si512(sc);
+    let mut sumi = [_mm512_setzero_si512(); 2];
+    for half in 0..2 {
+        let q = super::avx2::q6k_quants(b, half);
+        for pair in 0..2 {
+            let c = 2 * half + pair;
+            let w = _mm512_inserti64x4(_mm512_castsi256_si512(q[2 * pair]), q[2 * pair + 1], 1);
+            let yq = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c) as *const __m512i);
+            let idx = _mm512_loadu_si512(Q6K_SCALE_INDEX[c].as_ptr() as *const __m512i);
+            let scales = _mm512_permutexvar_epi16(idx, sc512);
+            sumi[pair] = _mm512_dpwssd_epi32(sumi[pair], _mm512_maddubs_epi16(w, yq), scales);
+        }
+    }
+    let d = super::avx2::f16_at(b, 208);
+    (
+        _mm512_reduce_add_epi32(_mm512_add_epi32(sumi[0], sumi[1])),
+        bsums_dot(y, sc),
+        d,
+        32.0 * d,
+    )
+}
+
+/// `M`: the token's sixteen 16-sums · the block's sixteen min weights, exact.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn bsums_dot(y: &BlockQ8K, mins: __m256i) -> i32 {
+    let bsums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+    _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(bsums, mins)))
+}
+
+/// Asks for the bytes [`PREFETCH_AHEAD`] past block `b` (past the row: the next
+/// row of the band); a prefetch never faults. Decode steps wait on memory.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn prefetch_ahead(b: &[u8]) {
+    for line in (0..b.len()).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH_AHEAD + line) as *const i8);
+    }
 }
 
 /// Four (or `R`) unpacked rows · one [`TokenGroup`] of sixteen tokens: lane `t` of
@@ -391,7 +471,11 @@ pub unsafe fn dot_rows(
         }
     }
     let done = (16 * n_groups).min(n);
-    if done < n {
+    if done + 1 == n {
+        for r in 0..n_rows {
+            tile[r * n + done] = dot_row(dtype, row(r), &blocks[done * per_row..]);
+        }
+    } else if done < n {
         for r in 0..n_rows {
             unpack_row(dtype, row(r), &mut unpacked[0]);
             dot_all_tokens(
