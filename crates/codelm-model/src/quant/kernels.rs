@@ -1123,16 +1123,20 @@ mod avx512 {
                 step(&mut acc[r], u, dx, y);
             }
         }
-        std::array::from_fn(|r| hsum(acc[r]))
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
+        out
     }
 
-    /// Decodes a row into [`PairW`]s.
+    /// Decodes a row into [`PairW`]s (`out.len()` = its block count / 2, rounded up).
+    #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn unpack_row<const DT: u8>(row: &[u8], out: &mut Vec<PairW>) {
+    unsafe fn unpack_row<const DT: u8>(row: &[u8], out: &mut [PairW]) {
         let bb = block_bytes::<DT>();
         let n_blocks = row.len() / bb;
-        out.clear();
-        out.resize(n_blocks.div_ceil(2), PAIR_W_ZERO);
+        assert_eq!(out.len(), n_blocks.div_ceil(2));
         for (p, w) in out.iter_mut().enumerate() {
             let at = 2 * bb * p;
             let blocks = (n_blocks - 2 * p).min(2);
@@ -1158,11 +1162,12 @@ mod avx512 {
         assert!(ws.iter().all(|w| w.len() == np) && ys.iter().all(|y| y.len() == np));
         let mut acc = [[_mm512_setzero_ps(); T]; R];
         for p in 0..np {
-            let u: [__m512i; R] = std::array::from_fn(|r| {
-                _mm512_load_si512(ws[r].get_unchecked(p).u.as_ptr().cast())
-            });
-            let dx: [__m512; R] =
-                std::array::from_fn(|r| _mm512_load_ps(ws[r].get_unchecked(p).d.as_ptr()));
+            let mut u = [_mm512_setzero_si512(); R];
+            let mut dx = [_mm512_setzero_ps(); R];
+            for r in 0..R {
+                u[r] = _mm512_load_si512(ws[r].get_unchecked(p).u.as_ptr().cast());
+                dx[r] = _mm512_load_ps(ws[r].get_unchecked(p).d.as_ptr());
+            }
             for t in 0..T {
                 let y = ys[t].get_unchecked(p);
                 for r in 0..R {
@@ -1170,7 +1175,14 @@ mod avx512 {
                 }
             }
         }
-        std::array::from_fn(|r| std::array::from_fn(|t| hsum(acc[r][t])))
+        // Plain loops: closures over `acc` would keep it in memory, not registers.
+        let mut out = [[0.0f32; T]; R];
+        for r in 0..R {
+            for t in 0..T {
+                out[r][t] = hsum(acc[r][t]);
+            }
+        }
+        out
     }
 
     /// `R` packed rows of type `dtype` · one token's pairs.
@@ -1239,46 +1251,83 @@ mod avx512 {
             }
             return;
         }
-        const T: usize = 4;
-        let token = |t: usize| &pairs[t * per_pairs..(t + 1) * per_pairs];
         let token_bytes = (per_pairs * std::mem::size_of::<PairQ8>()).max(1);
-        let block_tokens = (TOKEN_BLOCK_BYTES / token_bytes).clamp(T, n.max(T)) / T * T;
-        let (mut w0, mut w1) = (Vec::new(), Vec::new());
+        let block_tokens =
+            (TOKEN_BLOCK_BYTES / token_bytes).clamp(TOKENS, n.max(TOKENS)) / TOKENS * TOKENS;
+        let mut unpacked = Vec::new();
         for t0 in (0..n).step_by(block_tokens) {
-            let t1 = (t0 + block_tokens).min(n);
-            // Rows two at a time, each decoded once per token block.
+            let tokens = t0..(t0 + block_tokens).min(n);
+            // Rows `ROWS` at a time, each decoded once per token block.
             let mut r = 0;
-            while r < n_rows {
-                let two = r + 1 < n_rows;
-                unpack_row::<DT>(row(r), &mut w0);
-                if two {
-                    unpack_row::<DT>(row(r + 1), &mut w1);
-                }
-                let mut t = t0;
-                while t + T <= t1 {
-                    let ys: [&[PairQ8]; T] = std::array::from_fn(|i| token(t + i));
-                    if two {
-                        let sums = dot_unpacked::<2, T>([&w0, &w1], ys);
-                        for i in 0..T {
-                            tile[r * n + t + i] = sums[0][i];
-                            tile[(r + 1) * n + t + i] = sums[1][i];
-                        }
-                    } else {
-                        let sums = dot_unpacked::<1, T>([&w0], ys);
-                        tile[r * n + t..r * n + t + T].copy_from_slice(&sums[0]);
-                    }
-                    t += T;
-                }
-                for t in t..t1 {
-                    if two {
-                        let sums = dot_unpacked::<2, 1>([&w0, &w1], [token(t)]);
-                        tile[r * n + t] = sums[0][0];
-                        tile[(r + 1) * n + t] = sums[1][0];
-                    } else {
-                        tile[r * n + t] = dot_unpacked::<1, 1>([&w0], [token(t)])[0][0];
-                    }
-                }
-                r += if two { 2 } else { 1 };
+            while r + ROWS <= n_rows {
+                let group: [&[u8]; ROWS] = std::array::from_fn(|i| row(r + i));
+                row_group::<DT, ROWS>(
+                    group,
+                    r,
+                    tokens.clone(),
+                    pairs,
+                    per_pairs,
+                    n,
+                    tile,
+                    &mut unpacked,
+                );
+                r += ROWS;
+            }
+            for r in r..n_rows {
+                row_group::<DT, 1>(
+                    [row(r)],
+                    r,
+                    tokens.clone(),
+                    pairs,
+                    per_pairs,
+                    n,
+                    tile,
+                    &mut unpacked,
+                );
+            }
+        }
+    }
+
+    /// Rows decoded together in [`rows_impl`]'s multi-token path.
+    const ROWS: usize = 4;
+    /// Tokens per pass over the decoded rows.
+    const TOKENS: usize = 4;
+
+    /// Rows `first..first + R` (`rows`) · `tokens`, into `tile (row, n)`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+    unsafe fn row_group<const DT: u8, const R: usize>(
+        rows: [&[u8]; R],
+        first: usize,
+        tokens: std::ops::Range<usize>,
+        pairs: &[PairQ8],
+        per_pairs: usize,
+        n: usize,
+        tile: &mut [f32],
+        unpacked: &mut Vec<PairW>,
+    ) {
+        unpacked.clear();
+        unpacked.resize(R * per_pairs, PAIR_W_ZERO);
+        for (row, out) in rows.iter().zip(unpacked.chunks_exact_mut(per_pairs)) {
+            unpack_row::<DT>(row, out);
+        }
+        let ws: [&[PairW]; R] =
+            std::array::from_fn(|i| &unpacked[i * per_pairs..(i + 1) * per_pairs]);
+        let token = |t: usize| &pairs[t * per_pairs..(t + 1) * per_pairs];
+        let mut t = tokens.start;
+        while t + TOKENS <= tokens.end {
+            let ys: [&[PairQ8]; TOKENS] = std::array::from_fn(|i| token(t + i));
+            let sums = dot_unpacked::<R, TOKENS>(ws, ys);
+            for (i, sums) in sums.iter().enumerate() {
+                tile[(first + i) * n + t..(first + i) * n + t + TOKENS].copy_from_slice(sums);
+            }
+            t += TOKENS;
+        }
+        for t in t..tokens.end {
+            let sums = dot_unpacked::<R, 1>(ws, [token(t)]);
+            for (i, sums) in sums.iter().enumerate() {
+                tile[(first + i) * n + t] = sums[0];
             }
         }
     }
