@@ -928,6 +928,10 @@ mod avx512 {
     /// while every row of the band passes over it.
     const TOKEN_BLOCK_BYTES: usize = 128 * 1024;
 
+    /// How far ahead (bytes) the one-token path prefetches each weight row: the
+    /// hardware prefetchers alone left a decode at ~14 GB/s, this at ~16-17.
+    const PREFETCH_AHEAD: usize = 4096;
+
     /// A weight block pair decoded once for many tokens: `u = w + offset`, and the
     /// scales as in [`PairQ8::d`].
     #[derive(Clone, Copy)]
@@ -1091,11 +1095,13 @@ mod avx512 {
         _mm_cvtss_f32(s)
     }
 
-    /// `R` packed rows · one token's pairs, decoding the rows on the fly.
+    /// `R` packed rows · one token's pairs, decoding the rows on the fly; with
+    /// `ahead > 0` each row is prefetched that many bytes ahead.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
     unsafe fn dot_packed<const DT: u8, const R: usize>(
         rows: [&[u8]; R],
         ys: &[PairQ8],
+        ahead: usize,
     ) -> [f32; R] {
         let bb = block_bytes::<DT>();
         let len = rows[0].len();
@@ -1112,7 +1118,11 @@ mod avx512 {
         let mut acc = [_mm512_setzero_ps(); R];
         for (p, y) in ys.iter().enumerate().take(full_pairs) {
             for r in 0..R {
-                let (u, dx) = decode_pair::<DT>(rows[r].as_ptr().add(2 * bb * p), 2, true);
+                let at = rows[r].as_ptr().add(2 * bb * p);
+                if ahead > 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(ahead).cast());
+                }
+                let (u, dx) = decode_pair::<DT>(at, 2, true);
                 step(&mut acc[r], u, dx, y);
             }
         }
@@ -1195,9 +1205,9 @@ mod avx512 {
         ys: &[PairQ8],
     ) -> [f32; R] {
         match dtype {
-            GgmlType::Q4_0 => dot_packed::<Q4, R>(rows, ys),
-            GgmlType::Q5_0 => dot_packed::<Q5, R>(rows, ys),
-            GgmlType::Q8_0 => dot_packed::<Q8, R>(rows, ys),
+            GgmlType::Q4_0 => dot_packed::<Q4, R>(rows, ys, 0),
+            GgmlType::Q5_0 => dot_packed::<Q5, R>(rows, ys, 0),
+            GgmlType::Q8_0 => dot_packed::<Q8, R>(rows, ys, 0),
             _ => unreachable!("no AVX-512 kernel for {dtype:?}"),
         }
     }
@@ -1243,11 +1253,11 @@ mod avx512 {
             let mut r = 0;
             while r + 4 <= n_rows {
                 let four = [row(r), row(r + 1), row(r + 2), row(r + 3)];
-                tile[r..r + 4].copy_from_slice(&dot_packed::<DT, 4>(four, pairs));
+                tile[r..r + 4].copy_from_slice(&dot_packed::<DT, 4>(four, pairs, PREFETCH_AHEAD));
                 r += 4;
             }
             for r in r..n_rows {
-                tile[r] = dot_packed::<DT, 1>([row(r)], pairs)[0];
+                tile[r] = dot_packed::<DT, 1>([row(r)], pairs, PREFETCH_AHEAD)[0];
             }
             return;
         }
