@@ -3,7 +3,9 @@
 //! Activations are quantized once per matmul: Q8_0 (blocks of 32) for the legacy
 //! types and Q8_K (blocks of 256 with 16-element sums) for the k-quants, so the
 //! inner loops are integer multiply-adds. Each kernel has a portable scalar version,
-//! which is the reference, and an AVX2+FMA version chosen at run time.
+//! which is the reference, and an AVX2+FMA version chosen at run time; Q4_0, Q5_0
+//! and Q8_0 also have an AVX-512 (VNNI, VBMI) version, preferred where the CPU has
+//! it (the `avx512` module states the arithmetic all of its tilings share).
 
 use half::{bf16, f16};
 use rayon::prelude::*;
