@@ -681,9 +681,16 @@ impl Model {
         for (layer_idx, layer) in self.layers.iter().enumerate() {
             h.copy_from_slice(&x);
             ops::rms_norm(&mut h, &layer.attn_norm, c.rms_eps);
-            layer.wq.matmul(&h, n, &mut q); // (n, n_head * head_dim)
-            layer.wk.matmul(&h, n, &mut k); // (n, n_kv_head * head_dim)
-            layer.wv.matmul(&h, n, &mut v);
+            // q: (n, n_head * head_dim); k, v: (n, n_kv_head * head_dim).
+            QMatrix::matmul_all(
+                &mut [
+                    (&layer.wq, &mut q),
+                    (&layer.wk, &mut k),
+                    (&layer.wv, &mut v),
+                ],
+                &h,
+                n,
+            );
             for (buf, bias) in [
                 (&mut q, &layer.bq),
                 (&mut k, &layer.bk),
@@ -708,8 +715,12 @@ impl Model {
 
             h.copy_from_slice(&x);
             ops::rms_norm(&mut h, &layer.ffn_norm, c.rms_eps);
-            layer.w_gate.matmul(&h, n, &mut gate); // (n, n_ff)
-            layer.w_up.matmul(&h, n, &mut up);
+            // (n, n_ff) each.
+            QMatrix::matmul_all(
+                &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
+                &h,
+                n,
+            );
             ops::swiglu(&mut gate, &up);
             layer.w_down.matmul(&gate, n, &mut proj);
             ops::add_in_place(&mut x, &proj);

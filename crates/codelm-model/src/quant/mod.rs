@@ -155,36 +155,61 @@ impl QMatrix {
     /// # Panics
     /// If the slice lengths do not match `n`; shapes are our own invariant.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32]) {
-        assert_eq!(xs.len(), n * self.cols);
-        assert_eq!(out.len(), n * self.rows);
-        let acts = kernels::Activations::quantize(self.dtype, xs, n, self.cols);
-        // Each task owns a band of weight rows and computes them for every token,
-        // so a weight row is read from memory once per call whatever `n` is.
-        let rows_per_task = (self.rows / (rayon::current_num_threads() * 8)).clamp(16, 1024);
-        let n_tasks = self.rows.div_ceil(rows_per_task);
-        let rows = self.rows;
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        (0..n_tasks).into_par_iter().for_each(|task_idx| {
-            let start = task_idx * rows_per_task;
-            let end = (start + rows_per_task).min(rows);
+        QMatrix::matmul_all(&mut [(self, out)], xs, n);
+    }
+
+    /// `out_j (n, rows_j) = xs (n, cols) · W_jᵀ` for every `(W_j, out_j)` of `jobs`,
+    /// as one parallel loop: matrices that read the same input (Q, K and V; gate
+    /// and up) share the input's quantization and one wait for the threads.
+    ///
+    /// # Panics
+    /// If the matrices' `cols` differ or a slice length does not match `n`.
+    pub fn matmul_all(jobs: &mut [(&QMatrix, &mut [f32])], xs: &[f32], n: usize) {
+        let mut acts: Vec<(GgmlType, kernels::Activations)> = Vec::new();
+        let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
+        for (j, (m, out)) in jobs.iter().enumerate() {
+            assert_eq!(xs.len(), n * m.cols);
+            assert_eq!(out.len(), n * m.rows);
+            if !acts.iter().any(|(dtype, _)| *dtype == m.dtype) {
+                acts.push((
+                    m.dtype,
+                    kernels::Activations::quantize(m.dtype, xs, n, m.cols),
+                ));
+            }
+            // Each task owns a band of weight rows and computes them for every token,
+            // so a weight row is read from memory once per call whatever `n` is.
+            let rows_per_task = (m.rows / (rayon::current_num_threads() * 8)).clamp(16, 1024);
+            for start in (0..m.rows).step_by(rows_per_task) {
+                tasks.push((j, start, (start + rows_per_task).min(m.rows)));
+            }
+        }
+        let outs: Vec<(&QMatrix, SendPtr, &kernels::Activations)> = jobs
+            .iter_mut()
+            .map(|(m, out)| {
+                let acts = &acts.iter().find(|(dtype, _)| *dtype == m.dtype).unwrap().1;
+                (*m, SendPtr(out.as_mut_ptr()), acts)
+            })
+            .collect();
+        tasks.into_par_iter().for_each(|(j, start, end)| {
+            let (m, out_ptr, acts) = &outs[j];
+            let rows = m.rows;
             let mut tile = vec![0f32; (end - start) * n];
             kernels::dot_rows(
-                self.dtype,
-                self.row_bytes,
-                &self.data.as_slice()[start * self.row_bytes..end * self.row_bytes],
-                &acts,
+                m.dtype,
+                m.row_bytes,
+                &m.data.as_slice()[start * m.row_bytes..end * m.row_bytes],
+                acts,
                 &mut tile,
             );
             // `tile` is (row, token); transpose it into out (token, row) in 16 × 16
             // squares, so that both sides touch only sixteen cache lines at a time.
-            let out_ptr = &out_ptr;
             for t0 in (0..n).step_by(16) {
                 for r0 in (start..end).step_by(16) {
                     for token_idx in t0..(t0 + 16).min(n) {
                         for row_idx in r0..(r0 + 16).min(end) {
-                            // SAFETY: tasks write disjoint row ranges of `out`, which
-                            // outlives the parallel loop; indices are in bounds by
-                            // construction.
+                            // SAFETY: tasks write disjoint row ranges of their job's
+                            // `out`, which outlives the parallel loop; indices are in
+                            // bounds by construction.
                             unsafe {
                                 *out_ptr.0.add(token_idx * rows + row_idx) =
                                     tile[(row_idx - start) * n + token_idx];
