@@ -801,12 +801,9 @@ impl Model {
                 for head_scores in scores.chunks_exact_mut(len) {
                     ops::softmax(head_scores);
                 }
-                o.fill(0.0);
-                for t in 0..len {
-                    let value = &values[at(t)];
-                    for (g, oh) in o.chunks_exact_mut(hd).enumerate() {
-                        ops::axpy(oh, scores[g * len + t], value);
-                    }
+                let head_values = &values[kv_head * hd..];
+                for (oh, weights) in o.chunks_exact_mut(hd).zip(scores.chunks_exact(len)) {
+                    ops::weighted_sum(oh, weights, head_values, kv_dim);
                 }
             });
     }

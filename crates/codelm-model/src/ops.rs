@@ -99,9 +99,60 @@ pub fn axpy(dst: &mut [f32], scale: f32, src: &[f32]) {
     }
 }
 
+/// `out = Σ_t weights[t] · src[t * stride..t * stride + out.len()]`, with each
+/// element's terms added in `t` order exactly as `out.fill(0.0)` followed by one
+/// [`axpy`] per `t` would (so the result is bit-identical), but with the sums held
+/// in registers instead of stored and reloaded for every `t`.
+///
+/// # Panics
+/// If `src` is too short for `weights.len()` rows.
+pub fn weighted_sum(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize) {
+    if let Some(last) = weights.len().checked_sub(1) {
+        assert!(src.len() >= last * stride + out.len());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA were detected at run time; `src` is long enough.
+        return unsafe { avx2::weighted_sum(out, weights, src, stride) };
+    }
+    out.fill(0.0);
+    for (t, &w) in weights.iter().enumerate() {
+        axpy(out, w, &src[t * stride..t * stride + out.len()]);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+
+    /// [`super::weighted_sum`]: 64 outputs (eight registers) per pass over the rows.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_sum(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize) {
+        let n = out.len();
+        let mut c = 0;
+        while c + 8 <= n {
+            let width = ((n - c) / 8).min(8);
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (t, &w) in weights.iter().enumerate() {
+                let k = _mm256_set1_ps(w);
+                let row = src.as_ptr().add(t * stride + c);
+                for (i, acc) in acc.iter_mut().enumerate().take(width) {
+                    *acc = _mm256_fmadd_ps(k, _mm256_loadu_ps(row.add(8 * i)), *acc);
+                }
+            }
+            for (i, acc) in acc.iter().enumerate().take(width) {
+                _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * i), *acc);
+            }
+            c += 8 * width;
+        }
+        // The tail as `axpy`'s scalar tail computes it.
+        for (i, o) in out.iter_mut().enumerate().skip(c) {
+            *o = 0.0;
+            for (t, &w) in weights.iter().enumerate() {
+                *o += w * src[t * stride + i];
+            }
+        }
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -179,6 +230,32 @@ mod tests {
             for i in 0..n {
                 assert!((d[i] - (a[i] + 0.5 * b[i])).abs() < 1e-6);
             }
+        }
+    }
+
+    /// `weighted_sum` is bit-identical to zeroing and one `axpy` per row, for
+    /// widths with and without a tail, one pass or several.
+    #[test]
+    fn weighted_sum_equals_repeated_axpy() {
+        for (width, stride, rows) in [
+            (64, 128, 37),
+            (128, 256, 5),
+            (100, 100, 9),
+            (7, 9, 3),
+            (64, 64, 0),
+        ] {
+            let src: Vec<f32> = (0..stride * rows + width)
+                .map(|i| (i as f32 * 0.173).sin())
+                .collect();
+            let weights: Vec<f32> = (0..rows).map(|t| (t as f32 * 0.71).cos().abs()).collect();
+            let mut expected = vec![0.0f32; width];
+            for (t, &w) in weights.iter().enumerate() {
+                axpy(&mut expected, w, &src[t * stride..t * stride + width]);
+            }
+            let mut got = vec![1.0f32; width];
+            weighted_sum(&mut got, &weights, &src, stride);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&expected), "width {width} rows {rows}");
         }
     }
 
