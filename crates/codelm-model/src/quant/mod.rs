@@ -1,11 +1,13 @@
 //! Storage types, dequantization and the quantized matrix multiply: the one seam
 //! between model code and kernels.
 //!
-//! Model code only ever calls [`QMatrix::matmul`] and [`QMatrix::dequantize_row`].
+//! Model code only ever calls [`QMatrix::matmul`] (or [`QMatrix::matmul_all`]) and
+//! [`QMatrix::dequantize_row`].
 //! Behind them, activations are quantized once per call to the weight type's
 //! companion format (Q8_0 blocks of 32 for the legacy types, Q8_K blocks of 256 for
 //! the k-quants, as llama.cpp does) and multiplied with integer dot products; the
-//! kernels in [`kernels`] pick AVX2 at run time and fall back to portable code.
+//! kernels in [`kernels`] pick AVX-512 VNNI or AVX2 at run time and fall back to
+//! portable code.
 //! Replacing a kernel never touches a model file.
 //!
 //! ```
