@@ -96,21 +96,22 @@ pub const MIN_PADDED_GROUP: usize = 6;
 /// How far ahead of the block being decoded [`unpack_row`] prefetches.
 const PREFETCH_AHEAD: usize = 2048;
 
-/// Decodes a Q4_K or Q6_K row into `out`, one [`Unpacked`] per super-block.
+/// Decodes a Q4_K or Q6_K row into `out`, one [`Unpacked`] per super-block; the
+/// per-lane `scales` that only [`dot_all_tokens`] reads are written when `lanes`.
 ///
 /// # Safety
 /// [`available`] must be true.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>) {
+pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>, lanes: bool) {
     let bb = dtype.block_bytes();
-    // Every field of every block is overwritten below.
+    // Every field of every block is overwritten below (`scales` when `lanes`).
     out.resize(row.len() / bb, Unpacked::ZERO);
     for (b, u) in row.chunks_exact(bb).zip(out.iter_mut()) {
         prefetch_ahead(b);
         if dtype == GgmlType::Q4_K {
-            unpack_q4k(b, u);
+            unpack_q4k(b, u, lanes);
         } else {
-            unpack_q6k(b, u);
+            unpack_q6k(b, u, lanes);
         }
     }
 }
@@ -129,7 +130,7 @@ unsafe fn store_scales(u: &mut Unpacked, widened: __m512i, index: &[[i16; 32]; 4
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked) {
+unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked, lanes: bool) {
     let low4 = _mm256_set1_epi8(0xF);
     for c in 0..4 {
         let v = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * c) as *const __m256i);
@@ -145,7 +146,9 @@ unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked) {
         *g = s as i32;
     }
     let sc = _mm_cvtepu8_epi16(_mm_set_epi64x(0, i64::from_le_bytes(sc)));
-    store_scales(u, _mm512_castsi128_si512(sc), &Q4K_SCALE_INDEX);
+    if lanes {
+        store_scales(u, _mm512_castsi128_si512(sc), &Q4K_SCALE_INDEX);
+    }
     // Each min weighs the two 16-sums of its 32-element sub-block.
     let m = _mm_set_epi64x(0, i64::from_le_bytes(mins));
     _mm256_store_si256(
@@ -158,7 +161,7 @@ unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked) {
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked) {
+unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked, lanes: bool) {
     for half in 0..2 {
         for (g, q) in super::avx2::q6k_quants(b, half).iter().enumerate() {
             _mm256_store_si256(
@@ -168,7 +171,9 @@ unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked) {
         }
     }
     let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(192) as *const __m128i));
-    store_scales(u, _mm512_castsi256_si512(sc), &Q6K_SCALE_INDEX);
+    if lanes {
+        store_scales(u, _mm512_castsi256_si512(sc), &Q6K_SCALE_INDEX);
+    }
     _mm256_store_si256(u.mins.as_mut_ptr() as *mut __m256i, sc);
     for (g, &s) in u.group_scales.iter_mut().zip(&b[192..208]) {
         *g = s as i8 as i32;
@@ -437,7 +442,7 @@ pub unsafe fn dot_rows(
         for r0 in (0..n_rows).step_by(4) {
             let rr = (n_rows - r0).min(4);
             for (i, u) in unpacked.iter_mut().enumerate().take(rr) {
-                unpack_row(dtype, row(r0 + i), u);
+                unpack_row(dtype, row(r0 + i), u, false);
             }
             for g in g0..g1 {
                 let acts = &groups[g * per_row..(g + 1) * per_row];
@@ -477,7 +482,7 @@ pub unsafe fn dot_rows(
         }
     } else if done < n {
         for r in 0..n_rows {
-            unpack_row(dtype, row(r), &mut unpacked[0]);
+            unpack_row(dtype, row(r), &mut unpacked[0], true);
             dot_all_tokens(
                 &unpacked[0],
                 &blocks[done * per_row..],
