@@ -93,6 +93,9 @@ const Q6K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(16);
 /// row at a time.
 pub const MIN_PADDED_GROUP: usize = 6;
 
+/// Rows per pass of a decode step.
+const DECODE_ROWS: usize = 2;
+
 /// How far ahead of the block being decoded [`unpack_row`] prefetches.
 const PREFETCH_AHEAD: usize = 2048;
 
@@ -265,19 +268,34 @@ pub unsafe fn dot_all_tokens(
 /// [`available`] must be true.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot_row(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
+    dot_packed_rows::<1>(dtype, [row], ys)[0]
+}
+
+/// [`dot_row`] for `R` rows at once: their blocks are interleaved, so that more
+/// independent loads are in flight while a decode step waits on memory.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_packed_rows<const R: usize>(
+    dtype: GgmlType,
+    rows: [&[u8]; R],
+    ys: &[BlockQ8K],
+) -> [f32; R] {
     let bb = dtype.block_bytes();
-    let (mut acc, mut accm) = (0.0f32, 0.0f32);
-    for (b, y) in row.chunks_exact(bb).zip(ys) {
-        prefetch_ahead(b);
-        let (s, m, d, dm) = if dtype == GgmlType::Q4_K {
-            q4k_sums(b, y)
-        } else {
-            q6k_sums(b, y)
-        };
-        acc = (s as f32).mul_add(d * y.d, acc);
-        accm = (m as f32).mul_add(dm * y.d, accm);
+    let (mut acc, mut accm) = ([0.0f32; R], [0.0f32; R]);
+    for (i, y) in ys.iter().enumerate().take(rows[0].len() / bb) {
+        for r in 0..R {
+            let b = &rows[r][i * bb..(i + 1) * bb];
+            prefetch_ahead(b);
+            let (s, m, d, dm) = if dtype == GgmlType::Q4_K {
+                q4k_sums(b, y)
+            } else {
+                q6k_sums(b, y)
+            };
+            acc[r] = (s as f32).mul_add(d * y.d, acc[r]);
+            accm[r] = (m as f32).mul_add(dm * y.d, accm[r]);
+        }
     }
-    acc - accm
+    std::array::from_fn(|r| acc[r] - accm[r])
 }
 
 /// `(S, M, d, dm)` of one packed Q4_K block and one token.
@@ -477,8 +495,18 @@ pub unsafe fn dot_rows(
     }
     let done = (16 * n_groups).min(n);
     if done + 1 == n {
-        for r in 0..n_rows {
-            tile[r * n + done] = dot_row(dtype, row(r), &blocks[done * per_row..]);
+        let ys = &blocks[done * per_row..];
+        let mut r = 0;
+        while r + DECODE_ROWS <= n_rows {
+            let sums =
+                dot_packed_rows::<DECODE_ROWS>(dtype, std::array::from_fn(|i| row(r + i)), ys);
+            for (i, sum) in sums.iter().enumerate() {
+                tile[(r + i) * n + done] = *sum;
+            }
+            r += DECODE_ROWS;
+        }
+        for r in r..n_rows {
+            tile[r * n + done] = dot_row(dtype, row(r), ys);
         }
     } else if done < n {
         for r in 0..n_rows {
