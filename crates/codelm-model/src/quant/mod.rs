@@ -162,7 +162,8 @@ impl QMatrix {
 
     /// `out_j (n, rows_j) = xs (n, cols) · W_jᵀ` for every `(W_j, out_j)` of `jobs`,
     /// as one parallel loop: matrices that read the same input (Q, K and V; gate
-    /// and up) share the input's quantization and one wait for the threads.
+    /// and up) wait for the threads once, and those of one type share the input's
+    /// quantization.
     ///
     /// # Panics
     /// If the matrices' `cols` differ or a slice length does not match `n`.
