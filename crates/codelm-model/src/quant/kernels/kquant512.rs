@@ -383,10 +383,17 @@ unsafe fn prefetch_ahead(b: &[u8]) {
 unsafe fn dot_group<const R: usize, const K: usize>(
     rows: [&[Unpacked]; R],
     acts: &[TokenGroup],
+    prefetch: &[u8],
 ) -> [__m512; R] {
     let mut acc = [_mm512_setzero_ps(); R];
     let mut accm = [_mm512_setzero_ps(); R];
+    // `prefetch` (the packed rows decoded next) is requested a slice per block,
+    // spread over the multiplies so that memory works while they run.
+    let slice = prefetch.len().div_ceil(acts.len().max(1));
     for (i, a) in acts.iter().enumerate() {
+        for line in (i * slice..((i + 1) * slice).min(prefetch.len())).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(prefetch.as_ptr().add(line) as *const i8);
+        }
         let u: [&Unpacked; R] = std::array::from_fn(|r| rows[r].get_unchecked(i));
         let mut s = [_mm512_setzero_si512(); R];
         for g in 0..64 / K {
@@ -462,24 +469,30 @@ pub unsafe fn dot_rows(
             for (i, u) in unpacked.iter_mut().enumerate().take(rr) {
                 unpack_row(dtype, row(r0 + i), u, false);
             }
+            // The next four rows, requested during this block's first group.
+            let next = &rows
+                [((r0 + 4) * row_bytes).min(rows.len())..((r0 + 8) * row_bytes).min(rows.len())];
             for g in g0..g1 {
                 let acts = &groups[g * per_row..(g + 1) * per_row];
+                let next = if g == g0 { next } else { &[] };
                 let mut sums = [_mm512_setzero_ps(); 4];
                 match (dtype == GgmlType::Q4_K, rr) {
                     (true, 4) => {
-                        sums = dot_group::<4, 8>(std::array::from_fn(|r| &unpacked[r][..]), acts)
+                        sums =
+                            dot_group::<4, 8>(std::array::from_fn(|r| &unpacked[r][..]), acts, next)
                     }
                     (false, 4) => {
-                        sums = dot_group::<4, 4>(std::array::from_fn(|r| &unpacked[r][..]), acts)
+                        sums =
+                            dot_group::<4, 4>(std::array::from_fn(|r| &unpacked[r][..]), acts, next)
                     }
                     (true, _) => {
                         for r in 0..rr {
-                            sums[r] = dot_group::<1, 8>([&unpacked[r]], acts)[0];
+                            sums[r] = dot_group::<1, 8>([&unpacked[r]], acts, &[])[0];
                         }
                     }
                     (false, _) => {
                         for r in 0..rr {
-                            sums[r] = dot_group::<1, 4>([&unpacked[r]], acts)[0];
+                            sums[r] = dot_group::<1, 4>([&unpacked[r]], acts, &[])[0];
                         }
                     }
                 }
