@@ -1266,14 +1266,25 @@ mod avx512 {
     /// `R` decoded rows · `T` tokens: each weight pair is loaded once for all tokens
     /// and each token pair once for all rows.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn dot_unpacked<const R: usize, const T: usize>(
+    unsafe fn dot_unpacked<const R: usize, const T: usize, const PREFETCH: bool>(
         ws: [&[PairW]; R],
         ys: [&[PairQ8]; T],
+        prefetch: &[u8],
     ) -> [[f32; T]; R] {
         let np = ws[0].len();
         assert!(ws.iter().all(|w| w.len() == np) && ys.iter().all(|y| y.len() == np));
         let mut acc = [[_mm512_setzero_ps(); T]; R];
+        // `prefetch` (the packed rows decoded next) is requested a slice per pair,
+        // spread over the multiplies so that memory works while they run.
+        let slice = prefetch.len().div_ceil(np.max(1));
         for p in 0..np {
+            // A separate instance: in the long prefill loops the prefetch code alone
+            // cost 9% (register pressure of the 4 × 4 tile).
+            if PREFETCH {
+                for line in (p * slice..((p + 1) * slice).min(prefetch.len())).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(prefetch.as_ptr().add(line).cast());
+                }
+            }
             let mut u = [_mm512_setzero_si512(); R];
             let mut dx = [_mm512_setzero_ps(); R];
             for r in 0..R {
@@ -1373,8 +1384,11 @@ mod avx512 {
             let mut r = 0;
             while r + ROWS <= n_rows {
                 let group: [&[u8]; ROWS] = std::array::from_fn(|i| row(r + i));
+                let next = &rows[((r + ROWS) * row_bytes).min(rows.len())
+                    ..((r + 2 * ROWS) * row_bytes).min(rows.len())];
                 row_group::<DT, ROWS>(
                     group,
+                    next,
                     r,
                     tokens.clone(),
                     pairs,
@@ -1388,6 +1402,7 @@ mod avx512 {
             for r in r..n_rows {
                 row_group::<DT, 1>(
                     [row(r)],
+                    &[],
                     r,
                     tokens.clone(),
                     pairs,
@@ -1405,12 +1420,14 @@ mod avx512 {
     /// Tokens per pass over the decoded rows.
     const TOKENS: usize = 4;
 
-    /// Rows `first..first + R` (`rows`) · `tokens`, into `tile (row, n)`.
+    /// Rows `first..first + R` (`rows`) · `tokens`, into `tile (row, n)`; `next`,
+    /// the packed rows decoded after these, is requested from memory meanwhile.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
     unsafe fn row_group<const DT: u8, const R: usize>(
         rows: [&[u8]; R],
+        next: &[u8],
         first: usize,
         tokens: std::ops::Range<usize>,
         pairs: &[PairQ8],
@@ -1428,16 +1445,31 @@ mod avx512 {
             std::array::from_fn(|i| &unpacked[i * per_pairs..(i + 1) * per_pairs]);
         let token = |t: usize| &pairs[t * per_pairs..(t + 1) * per_pairs];
         let mut t = tokens.start;
+        // Few tokens (a batch of decode steps) leave memory idle while they multiply:
+        // their first pass requests the next rows. Many tokens hide it anyway.
+        let mut next = if tokens.len() <= 4 * TOKENS {
+            next
+        } else {
+            &[]
+        };
         while t + TOKENS <= tokens.end {
             let ys: [&[PairQ8]; TOKENS] = std::array::from_fn(|i| token(t + i));
-            let sums = dot_unpacked::<R, TOKENS>(ws, ys);
+            let sums = if next.is_empty() {
+                dot_unpacked::<R, TOKENS, false>(ws, ys, &[])
+            } else {
+                dot_unpacked::<R, TOKENS, true>(ws, ys, std::mem::take(&mut next))
+            };
             for (i, sums) in sums.iter().enumerate() {
                 tile[(first + i) * n + t..(first + i) * n + t + TOKENS].copy_from_slice(sums);
             }
             t += TOKENS;
         }
         for t in t..tokens.end {
-            let sums = dot_unpacked::<R, 1>(ws, [token(t)]);
+            let sums = if next.is_empty() {
+                dot_unpacked::<R, 1, false>(ws, [token(t)], &[])
+            } else {
+                dot_unpacked::<R, 1, true>(ws, [token(t)], std::mem::take(&mut next))
+            };
             for (i, sums) in sums.iter().enumerate() {
                 tile[(first + i) * n + t] = sums[0];
             }
