@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,9 +50,14 @@ impl Fixture {
             writer.write_all(bytes).unwrap();
             writer.finish().unwrap();
         }
+        // The script is written under another name and installed by a child
+        // process: had this process written `python3` itself, a test on another
+        // thread could fork while the write was open, and executing `python3`
+        // would then fail with ETXTBSY ("text file busy").
+        let source = root.path().join("python3.src");
         let python = root.path().join("python3");
         fs::write(
-            &python,
+            &source,
             format!(
                 "#!/bin/sh\n\
                  echo \"$*\" >> '{log}'\n\
@@ -67,7 +71,13 @@ impl Fixture {
             ),
         )
         .unwrap();
-        fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+        let installed = std::process::Command::new("install")
+            .args(["-m", "755"])
+            .arg(&source)
+            .arg(&python)
+            .status()
+            .unwrap();
+        assert!(installed.success());
         let sha256 = hex(promised);
         let entry = ModelEntry {
             name: "fake-model",
