@@ -422,16 +422,12 @@ pub fn dot_rows(
     }
 }
 
-/// AVX-512 with VNNI (`vpdpbusd`) and VBMI (`vpermb`): the kernels of [`avx512`].
+/// What the k-quant AVX-512 kernels need (VNNI's `vpdpbusd`), plus VBMI (`vpermb`):
+/// the kernels of [`avx512`]. (Cascade Lake has the first without the second.)
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        has_avx2()
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512vnni")
-            && std::is_x86_feature_detected!("avx512vbmi")
+        kquant512::available() && std::is_x86_feature_detected!("avx512vbmi")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
