@@ -32,6 +32,7 @@
 # (stdin, stdout, stderr, status pipe) and a length-prefixed JSON spec. The
 # status pipe receives the same 64-byte report as from the Rust supervisor.
 
+import _signal
 import atexit
 import ctypes
 import builtins
@@ -156,14 +157,16 @@ def worker(sock_fd):
         last_pid = os.open("/proc/sys/kernel/ns_last_pid", os.O_WRONLY)
     except OSError:
         last_pid = None  # PIDs then simply count up.
+    env = None
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 1, 4)
         if not message or len(fds) != 4:
             os._exit(0)
         spec = json.loads(recv_blob(sock))
-        if dict(os.environ) != spec["env"]:
+        if spec["env"] != env:
+            env = spec["env"]
             os.environ.clear()
-            os.environ.update(spec["env"])
+            os.environ.update(env)
         if last_pid is not None:
             os.pwrite(last_pid, b"1", 0)
         run_job(spec, fds, dirs)
@@ -212,15 +215,32 @@ class JobDirs:
 
 
 def run_job(spec, fds, dirs):
-    """Runs one job, then kills whatever it left and reports."""
+    """Runs one job, then kills whatever it left and reports.
+
+    What the job needs is prepared here, before the fork: every Python
+    object the job process touches costs it a copy of that object's page
+    (a few microseconds each, and the job is a few hundred pages), while
+    the worker's own pages are its own again once the last job is gone."""
     stdin_fd, stdout_fd, stderr_fd, status_fd = fds
     dirs.prepare(spec["tmpfs_bytes"])
+    try:
+        source = write_files(spec)
+    except OSError as error:
+        for fd in (stdin_fd, stdout_fd, stderr_fd):
+            os.close(fd)
+        dirs.clear()
+        finish(status_fd, KIND_FAILED, stage=spec["failure_stage"], errno=error.errno or 0)
+        return
+    title = b"\0".join(word.encode() for word in ["python3", spec["main"]] + spec["args"])
+    # Reseeded for each job, as a fresh interpreter would be.
+    if "random" in sys.modules:
+        sys.modules["random"].seed()
     err_read, err_write = os.pipe()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     pid = fork()
     if pid == 0:
         os.close(err_read)
-        run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write)
+        run_program(spec, source, title, stdin_fd, stdout_fd, stderr_fd, err_write)
     for fd in (stdin_fd, stdout_fd, stderr_fd, err_write):
         os.close(fd)
     failure = os.read(err_read, 4096)
@@ -242,26 +262,39 @@ def run_job(spec, fds, dirs):
     dirs.clear()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if failure:
+        errno, message = json.loads(failure)
+        finish(status_fd, KIND_FAILED, stage=spec["failure_stage"], errno=errno)
+    else:
+        finish(status_fd, KIND_DONE, wait_status=wait_status, cpu_us=int(cpu_s * 1e6),
+               maxrss_kb=usage.ru_maxrss)
+
+
+def finish(status_fd, kind, **fields):
+    """Sends the job's report and closes its status pipe."""
     try:
-        if failure:
-            errno, message = json.loads(failure)
-            report(status_fd, KIND_FAILED, stage=spec["failure_stage"], errno=errno)
-        else:
-            report(status_fd, KIND_DONE, wait_status=wait_status, cpu_us=int(cpu_s * 1e6),
-                   maxrss_kb=usage.ru_maxrss)
+        report(status_fd, kind, **fields)
     except OSError:
         pass  # The parent gave up on the job.
     os.close(status_fd)
 
 
-def setup(spec):
-    """The job's own session, IPC namespace and files."""
-    os.setsid()
-    check(PREPARED.unshare(CLONE_NEWIPC), "unshare")
+def write_files(spec):
+    """Writes the job's files into /sandbox. Returns the main file's
+    bytes, or None when it is not one of them."""
+    source = None
     for name, data in spec["files"]:
+        data = data.encode("latin-1")
         fd = os.open(os.path.join("/sandbox", name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, data.encode("latin-1"))
-        os.close(fd)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        finally:
+            os.close(fd)
+        if name == spec["main"]:
+            source = data
+    return source
 
 
 def confine(spec):
@@ -277,18 +310,20 @@ def confine(spec):
           "seccomp")
 
 
-def set_title(words):
+def set_title(title):
     """Rewrites our command line (the zygote was started with room to
     spare) so that `ps` and /proc/PID/cmdline show the job's program."""
     size = PREPARED.title_end - PREPARED.title_start
-    title = b"\0".join(word.encode() for word in words)[: size - 1]
-    PREPARED.memmove(PREPARED.title_start, title.ljust(size, b"\0"), size)
+    PREPARED.memmove(PREPARED.title_start, title[: size - 1].ljust(size, b"\0"), size)
 
 
-def run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write):
+def run_program(spec, source, title, stdin_fd, stdout_fd, stderr_fd, err_write):
+    """The job process: its own session and IPC namespace, confined, then
+    the program (`source`, or read from its file when None)."""
     try:
-        setup(spec)
-        set_title(["python3", spec["main"]] + spec["args"])
+        os.setsid()
+        check(PREPARED.unshare(CLONE_NEWIPC), "unshare")
+        set_title(title)
         for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
             os.dup2(fd, target)
         # Everything else goes: the worker's socket and the other ends.
@@ -300,18 +335,19 @@ def run_program(spec, stdin_fd, stdout_fd, stderr_fd, err_write):
         os.write(err_write, json.dumps([errno, str(error)]).encode())
         os._exit(127)
     os.close(err_write)
-    if "random" in sys.modules:
-        sys.modules["random"].seed()
     gc.enable()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The C function: `signal.signal` converts to and from enums, which
+    # touches many objects.
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     sys.argv = [spec["main"]] + spec["args"]
     sys.path[0] = "/sandbox"
-    os._exit(execute(os.path.join("/sandbox", spec["main"])))
+    os._exit(execute(os.path.join("/sandbox", spec["main"]), source))
 
 
-def execute(main):
-    """Runs `main` as __main__ and returns the exit status python3 would."""
-    code = 0
+def execute(main, source):
+    """Runs `main` (its `source` if not None) as __main__ and returns the
+    exit status python3 would."""
+    code, interrupted = 0, False
     module = types.ModuleType("__main__")
     module.__file__ = main
     module.__builtins__ = builtins
@@ -320,8 +356,9 @@ def execute(main):
     module.__cached__ = None
     sys.modules["__main__"] = module
     try:
-        with open(main, "rb") as f:
-            source = f.read()
+        if source is None:
+            with open(main, "rb") as f:
+                source = f.read()
     except OSError as error:
         print(f"python3: can't open file {main!r}: [Errno {error.errno}] {error.strerror}",
               file=sys.stderr)
@@ -336,9 +373,11 @@ def execute(main):
             tb = tb.tb_next
         traceback.print_exception(type(error), error, tb or error.__traceback__)
         code = 1
+        interrupted = isinstance(error, KeyboardInterrupt)
     try:
-        # As at interpreter exit; without threads there is nothing to join.
-        if threading._shutdown_locks:
+        # As at interpreter exit. With only the main thread and no
+        # threading atexit hooks, _shutdown() would join nothing.
+        if threading.active_count() > 1 or threading._threading_atexits:
             threading._shutdown()
         atexit._run_exitfuncs()
     except SystemExit as exit:
@@ -350,6 +389,10 @@ def execute(main):
             stream.flush()
         except BaseException:
             code = code or 120
+    if interrupted:
+        # python3 ends by SIGINT itself after an uncaught KeyboardInterrupt.
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
     return code
 
 
@@ -393,6 +436,7 @@ def main():
             importlib.import_module(name)
         except ImportError:
             pass
+    compile("pass", "<warm-up>", "exec")
     # Collections would write to every object the forks share.
     gc.disable()
     gc.freeze()

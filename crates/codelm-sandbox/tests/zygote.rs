@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use codelm_sandbox::{Job, Language, Limits, Outcome, Sandbox, SandboxConfig};
+use codelm_sandbox::{Job, Language, Limits, Outcome, Sandbox, SandboxConfig, Status};
 
 fn sandbox(use_python_zygote: bool) -> &'static Sandbox {
     static COLD: OnceLock<Sandbox> = OnceLock::new();
@@ -86,6 +86,9 @@ fn shutdown_behaviour_matches() {
     let source = "import atexit, threading, time\natexit.register(lambda: print('atexit'))\nthreading.Thread(target=lambda: (time.sleep(0.05), print('thread'))).start()\nprint('main')";
     check(source, "", &[]);
     check("print('unflushed', end='')", "", &[]);
+    // SIGINT raises KeyboardInterrupt; uncaught, python3 then dies of SIGINT.
+    let source = "import os, signal\nprint(signal.getsignal(signal.SIGINT))\nos.kill(os.getpid(), signal.SIGINT)";
+    check(source, "", &[]);
 }
 
 #[test]
@@ -202,4 +205,30 @@ fn a_worker_that_timed_out_is_replaced() {
     let second = sandbox.run(&python(LOOK_AROUND));
     assert_eq!(second.status.name(), "passed", "{second:?}");
     assert!(second.is_warm_start);
+}
+
+#[test]
+fn files_larger_than_the_tmpfs_are_refused_and_the_worker_goes_on() {
+    let sandbox = serial_sandbox();
+    let limits = Limits {
+        file_size_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let mut job = python("print('ran')").with_limits(limits);
+    job.files
+        .push(("big.bin".to_string(), vec![b'x'; 256 << 10]));
+    let refused = sandbox.run(&job);
+    assert!(refused.is_warm_start);
+    assert!(
+        matches!(refused.status, Status::SandboxError { .. }),
+        "{refused:?}"
+    );
+    let next = sandbox.run(&python(LOOK_AROUND));
+    assert!(next.is_warm_start);
+    assert_eq!(
+        next.stdout.to_string_lossy(),
+        "['main.py'] [] []\n[1, 2] 2\nTrue 1\n",
+        "{}",
+        next.stderr.to_string_lossy()
+    );
 }
