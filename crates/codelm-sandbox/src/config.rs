@@ -90,9 +90,9 @@ pub struct SandboxConfig {
     pub binds: Vec<Bind>,
     /// Whether Python jobs fork from a warm interpreter (a "zygote") instead
     /// of starting `python3` each time; needs `Full` isolation and cgroups,
-    /// and falls back to a cold start otherwise. The zygote starts on the
-    /// first Python job (tens of milliseconds), so single runs may prefer
-    /// `false`.
+    /// and falls back to a cold start otherwise. The zygote boots with the
+    /// sandbox, alongside its probe job (tens of milliseconds of CPU), so
+    /// single runs and sandboxes without Python jobs may prefer `false`.
     pub use_python_zygote: bool,
 }
 

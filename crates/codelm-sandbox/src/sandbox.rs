@@ -135,7 +135,11 @@ impl Sandbox {
             // The caller's limits may be too tight even for `true`.
             limits: Some(Limits::default()),
         };
-        let outcome = sandbox.run(&probe);
+        let outcome = std::thread::scope(|scope| {
+            // Both take tens of milliseconds; the zygote boots meanwhile.
+            scope.spawn(|| sandbox.zygote());
+            sandbox.run(&probe)
+        });
         match outcome.status {
             Status::Passed => Ok(sandbox),
             Status::SandboxError { message } => Err(Error::Unavailable {
@@ -219,10 +223,14 @@ impl Sandbox {
 
     /// The zygote to run `job` on, started if needed; `None` runs it cold.
     fn zygote_for(&self, job: &Job) -> Option<Arc<Zygote>> {
+        Zygote::can_run(job).then(|| self.zygote())?
+    }
+
+    /// The zygote, started if needed; `None` when Python jobs start cold.
+    fn zygote(&self) -> Option<Arc<Zygote>> {
         let is_eligible = self.config.use_python_zygote
             && self.config.isolation == Isolation::Full
             && self.cgroups.is_some()
-            && Zygote::can_run(job)
             && !self.is_zygote_broken.load(Ordering::Relaxed);
         if !is_eligible {
             return None;

@@ -63,6 +63,13 @@ fn exits_and_exceptions_match() {
     check("exit()", "", &[]);
     check("raise SystemExit(256 + 7)", "", &[]);
     check("def f():\n    raise ValueError('x')\nf()", "", &[]);
+    check("def f(:\n    pass\n", "", &[]);
+    check("x = 1 is 1\nprint(x)", "", &[]);
+    check(
+        "import warnings\nwarnings.warn('careful')\nprint('after')",
+        "",
+        &[],
+    );
     check(
         "import sys\nprint('partial', end='')\nsys.stdout.flush()\n1/0",
         "",
