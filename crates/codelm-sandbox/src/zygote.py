@@ -33,6 +33,8 @@
 # status pipe receives the same 64-byte report as from the Rust supervisor.
 
 import _signal
+import _socket
+import array
 import atexit
 import ctypes
 import builtins
@@ -44,7 +46,6 @@ import os
 import resource
 import types
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -61,11 +62,12 @@ SECCOMP_MODE_FILTER = 2
 SYS_CAPSET = 126  # x86_64
 KIND_DONE, KIND_FAILED = 1, 2
 # Imported once here so that jobs find them loaded: the standard modules
-# that benchmark programs (HumanEval, MBPP) import most, `typing` above all
-# (about 9 ms to import cold).
+# that benchmark programs (HumanEval, MBPP) import, `typing` above all
+# (about 9 ms to import cold). Not `hashlib` (one HumanEval task) nor
+# `datetime` (none): each module here lengthens the zygote's start and
+# adds pages that every job's fork copies and every exit frees.
 PRELOAD = ("typing", "math", "cmath", "random", "copy", "string", "collections",
-           "heapq", "itertools", "functools", "bisect", "operator", "array",
-           "hashlib", "datetime", "re")
+           "heapq", "itertools", "functools", "bisect", "operator", "array", "re")
 
 
 class SockFprog(ctypes.Structure):
@@ -118,6 +120,17 @@ def recv_exact(sock, n):
     return data
 
 
+def recv_fds(sock, max_fds):
+    """One byte and the descriptors sent with it (`socket.recv_fds`,
+    without importing `socket`)."""
+    fds = array.array("i")
+    message, ancillary, _, _ = sock.recvmsg(1, _socket.CMSG_LEN(max_fds * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return message, list(fds)
+
+
 def recv_blob(sock):
     (n,) = struct.unpack("<Q", recv_exact(sock, 8))
     return recv_exact(sock, n)
@@ -143,10 +156,10 @@ def worker(sock_fd):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    socket.sethostname("sandbox")
-    sock = socket.socket(fileno=sock_fd)
+    _socket.sethostname("sandbox")
+    sock = _socket.socket(fileno=sock_fd)
     credentials = struct.pack("iII", os.getpid(), os.getuid(), os.getgid())
-    sock.sendmsg([b"r"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)])
+    sock.sendmsg([b"r"], [(_socket.SOL_SOCKET, _socket.SCM_CREDENTIALS, credentials)])
     if recv_exact(sock, 1) != b"g":
         os._exit(1)
     dirs = JobDirs()
@@ -158,7 +171,7 @@ def worker(sock_fd):
         last_pid = None  # PIDs then simply count up.
     env = None
     while True:
-        message, fds, _, _ = socket.recv_fds(sock, 1, 4)
+        message, fds = recv_fds(sock, 4)
         if not message or len(fds) != 4:
             os._exit(0)
         spec = json.loads(recv_blob(sock))
@@ -434,7 +447,7 @@ def new_pid_namespace(own_pid_ns):
 
 
 def main():
-    control = socket.socket(fileno=0)
+    control = _socket.socket(fileno=0)
     bpf = recv_blob(control)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     # Jobs start with an empty bounding set; the zygote keeps its effective
@@ -456,7 +469,7 @@ def main():
     # child namespace of it, as its PID 1.
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     while True:
-        message, fds, _, _ = socket.recv_fds(control, 1, 1)
+        message, fds = recv_fds(control, 1)
         if not message:
             os._exit(0)
         if len(fds) == 1 and new_pid_namespace(own_pid_ns) and fork() == 0:
