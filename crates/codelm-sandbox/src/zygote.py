@@ -49,7 +49,6 @@ import signal
 import struct
 import sys
 import threading
-import traceback
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PREPARED = None  # set by main()
@@ -396,7 +395,7 @@ def execute(main, source):
         tb = error.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename != main:
             tb = tb.tb_next
-        traceback.print_exception(type(error), error, tb)
+        print_uncaught(error.with_traceback(tb))
         code = 1
         interrupted = isinstance(error, KeyboardInterrupt)
     try:
@@ -407,8 +406,8 @@ def execute(main, source):
         atexit._run_exitfuncs()
     except SystemExit as exit:
         code = exit_code(exit.code)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as error:
+        print_uncaught(error)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -419,6 +418,24 @@ def execute(main, source):
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         os.kill(os.getpid(), _signal.SIGINT)
     return code
+
+
+def print_uncaught(error):
+    """Prints an exception as python3 prints an uncaught one: through
+    sys.excepthook, which is C code unless the program set its own (the
+    `traceback` module would take a few milliseconds, most of it to import
+    `ast` for the ^^^ under the failing expression)."""
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+    try:
+        sys.excepthook(type(error), error, error.__traceback__)
+    except BaseException as hook_error:
+        # Without this frame, and raised outside any handler as in C.
+        hook_error.__context__ = None
+        tb = hook_error.__traceback__.tb_next
+        print("Error in sys.excepthook:", file=sys.stderr)
+        sys.__excepthook__(type(hook_error), hook_error.with_traceback(tb), tb)
+        print("\nOriginal exception was:", file=sys.stderr)
+        sys.__excepthook__(type(error), error, error.__traceback__)
 
 
 def exit_code(value):
@@ -476,8 +493,8 @@ def main():
             control.close()
             try:
                 worker(fds[0])
-            except BaseException:
-                traceback.print_exc()
+            except BaseException as error:
+                sys.excepthook(type(error), error, error.__traceback__)
             os._exit(3)
         for fd in fds:
             os.close(fd)

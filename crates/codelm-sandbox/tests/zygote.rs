@@ -78,6 +78,39 @@ fn exits_and_exceptions_match() {
 }
 
 #[test]
+fn uncaught_exceptions_print_as_python3_prints_them() {
+    check(
+        "def f():\n    try:\n        1/0\n    except ZeroDivisionError as e:\n        raise ValueError('wrapped') from e\nf()",
+        "",
+        &[],
+    );
+    check(
+        "import sys\nsys.excepthook = lambda *a: print('hooked', a[0].__name__)\nraise KeyError(1)",
+        "",
+        &[],
+    );
+    check(
+        "import sys\ndef hook(*a):\n    raise RuntimeError('bad hook')\nsys.excepthook = hook\nraise KeyError(1)",
+        "",
+        &[],
+    );
+    // The callback's repr holds an address, so compare the rest.
+    let outcome = run(
+        true,
+        "import atexit\natexit.register(lambda: 1/0)\nprint('main')",
+        "",
+        &[],
+    );
+    let stderr = outcome.stderr.to_string_lossy();
+    assert_eq!(outcome.status, Status::Passed, "{stderr}");
+    assert!(
+        stderr.starts_with("Exception ignored in atexit callback")
+            && stderr.ends_with("ZeroDivisionError: division by zero\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn missing_main_file_matches() {
     let python = *Language::find("python").unwrap_or_else(|| panic!("python is in the table"));
     let mut job = Job::from_source(python, "print(1)");
