@@ -786,25 +786,16 @@ impl Model {
                 let (r, kv_head) = (idx / c.n_kv_head, idx % c.n_kv_head);
                 let (s, pos) = rows[r];
                 let len = pos + 1;
-                let at = |t: usize| t * kv_dim + kv_head * hd..t * kv_dim + (kv_head + 1) * hd;
-                let keys = &caches[s].keys[layer_idx];
-                let values = &caches[s].values[layer_idx];
+                let keys = &caches[s].keys[layer_idx][kv_head * hd..];
+                let values = &caches[s].values[layer_idx][kv_head * hd..];
                 let qs =
                     &q[r * q_dim + kv_head * group * hd..r * q_dim + (kv_head + 1) * group * hd];
                 let mut scores = vec![0f32; group * len];
-                for t in 0..len {
-                    let key = &keys[at(t)];
-                    for (g, qh) in qs.chunks_exact(hd).enumerate() {
-                        scores[g * len + t] = ops::dot(qh, key) * scale;
-                    }
-                }
+                ops::scores(qs, keys, kv_dim, len, scale, &mut scores);
                 for head_scores in scores.chunks_exact_mut(len) {
                     ops::softmax(head_scores);
                 }
-                let head_values = &values[kv_head * hd..];
-                for (oh, weights) in o.chunks_exact_mut(hd).zip(scores.chunks_exact(len)) {
-                    ops::weighted_sum(oh, weights, head_values, kv_dim);
-                }
+                ops::weighted_sums(o, &scores, values, kv_dim, group);
             });
     }
 }

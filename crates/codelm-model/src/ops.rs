@@ -36,6 +36,11 @@ pub fn add_in_place(dst: &mut [f32], src: &[f32]) {
 
 /// In-place softmax.
 pub fn softmax(xs: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: AVX-512F was detected at run time.
+        return unsafe { avx512::softmax(xs) };
+    }
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in xs.iter_mut() {
@@ -44,6 +49,73 @@ pub fn softmax(xs: &mut [f32]) {
     }
     for v in xs.iter_mut() {
         *v /= sum;
+    }
+}
+
+/// Attention scores of `group` query heads (`qs`, `group · head_dim`) against the
+/// keys `keys[t · stride..][..head_dim]` for `t < len`: `out[g · len + t] =
+/// scale · q_g · k_t`. Every score is computed the same way whatever `len` is.
+pub fn scores(qs: &[f32], keys: &[f32], stride: usize, len: usize, scale: f32, out: &mut [f32]) {
+    let hd = qs.len() / (out.len() / len.max(1)).max(1);
+    assert!(
+        out.len() * hd == qs.len() * len && (len == 0 || keys.len() >= (len - 1) * stride + hd)
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() && matches!(hd, 64 | 128) {
+        // SAFETY: AVX-512F was detected at run time; the lengths were checked.
+        return unsafe {
+            match hd {
+                64 => avx512::scores::<4>(qs, keys, stride, len, scale, out),
+                _ => avx512::scores::<8>(qs, keys, stride, len, scale, out),
+            }
+        };
+    }
+    for (qh, out) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(len.max(1))) {
+        for (t, o) in out.iter_mut().enumerate().take(len) {
+            *o = dot(qh, &keys[t * stride..t * stride + hd]) * scale;
+        }
+    }
+}
+
+/// [`weighted_sum`] for several heads that share `src`: head `h` writes
+/// `out[h · width..][..width]` from `weights[h · len..][..len]`, where `width =
+/// out.len() / heads` and `len = weights.len() / heads`. Bit-identical to one
+/// [`weighted_sum`] per head; each row of `src` is loaded once for all heads.
+pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize, heads: usize) {
+    let (width, len) = (out.len() / heads, weights.len() / heads);
+    assert!(out.len() == width * heads && weights.len() == len * heads);
+    if len > 0 {
+        assert!(src.len() >= (len - 1) * stride + width);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() && matches!(width, 64 | 128) {
+        // SAFETY: AVX-512F was detected at run time; `src` is long enough.
+        unsafe {
+            match width {
+                64 => avx512::weighted_sums::<4>(out, weights, len, src, stride),
+                _ => avx512::weighted_sums::<8>(out, weights, len, src, stride),
+            }
+        }
+        return;
+    }
+    for (o, w) in out
+        .chunks_exact_mut(width)
+        .zip(weights.chunks_exact(len.max(1)))
+    {
+        weighted_sum(o, &w[..len], src, stride);
+    }
+}
+
+/// Whether the AVX-512F versions can run (checked once, then cached by std).
+#[inline]
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -118,6 +190,229 @@ pub fn weighted_sum(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize
     out.fill(0.0);
     for (t, &w) in weights.iter().enumerate() {
         axpy(out, w, &src[t * stride..t * stride + out.len()]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Lane `k` of the result is the sum of the 16 lanes of `acc[k]`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sum_lanes_16(acc: &[__m512; 16]) -> __m512 {
+        // 16 → 8 registers: 256-bit halves added; each holds two accumulators.
+        let b: [__m512; 8] = std::array::from_fn(|j| {
+            let (x, y) = (acc[2 * j], acc[2 * j + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(x, y),
+                _mm512_shuffle_f32x4::<0xEE>(x, y),
+            )
+        });
+        // 8 → 4: 128-bit unit `u` of `c[j]` holds four partial sums of acc[4j + u].
+        let c: [__m512; 4] = std::array::from_fn(|j| {
+            let (x, y) = (b[2 * j], b[2 * j + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x88>(x, y),
+                _mm512_shuffle_f32x4::<0xDD>(x, y),
+            )
+        });
+        // Within each unit: lane j of unit u becomes the full sum of acc[4j + u].
+        let e0 = _mm512_add_ps(
+            _mm512_unpacklo_ps(c[0], c[1]),
+            _mm512_unpackhi_ps(c[0], c[1]),
+        );
+        let e1 = _mm512_add_ps(
+            _mm512_unpacklo_ps(c[2], c[3]),
+            _mm512_unpackhi_ps(c[2], c[3]),
+        );
+        let h = _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(e0, e1),
+            _mm512_shuffle_ps::<0xEE>(e0, e1),
+        );
+        // Lane 4u + j → lane 4j + u.
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_ps(order, h)
+    }
+
+    /// One query (`C` registers) · one key.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_key<const C: usize>(q: &[__m512; C], key: *const f32) -> __m512 {
+        let mut a = _mm512_mul_ps(q[0], _mm512_loadu_ps(key));
+        for (c, q) in q.iter().enumerate().skip(1) {
+            a = _mm512_fmadd_ps(*q, _mm512_loadu_ps(key.add(16 * c)), a);
+        }
+        a
+    }
+
+    /// [`super::scores`] for head dimension `16 · C`: sixteen keys per pass, their
+    /// sums reduced together; a last partial pass leaves the missing keys at zero,
+    /// so every score comes out of the same arithmetic.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scores<const C: usize>(
+        qs: &[f32],
+        keys: &[f32],
+        stride: usize,
+        len: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let hd = 16 * C;
+        let scale = _mm512_set1_ps(scale);
+        for (g, qh) in qs.chunks_exact(hd).enumerate() {
+            let q: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(qh.as_ptr().add(16 * c)));
+            let mut t = 0;
+            while t < len {
+                let m = (len - t).min(16);
+                let mut acc = [_mm512_setzero_ps(); 16];
+                if m == 16 {
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        *acc = dot_key(&q, keys.as_ptr().add((t + j) * stride));
+                    }
+                } else {
+                    for (j, acc) in acc.iter_mut().enumerate().take(m) {
+                        *acc = dot_key(&q, keys.as_ptr().add((t + j) * stride));
+                    }
+                }
+                let s = _mm512_mul_ps(sum_lanes_16(&acc), scale);
+                let mask = (1u32 << m) as u16;
+                let mask = if m == 16 {
+                    u16::MAX
+                } else {
+                    mask.wrapping_sub(1)
+                };
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(g * len + t), mask, s);
+                t += 16;
+            }
+        }
+    }
+
+    /// `e^x`, x ≤ 0 (Cephes' `expf`: x = n·ln 2 + r, a degree-6 polynomial in r,
+    /// then · 2^n); below −104 the result underflows to (almost) zero.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn exp(x: __m512) -> __m512 {
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for k in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(k));
+        }
+        let y = _mm512_fmadd_ps(
+            p,
+            _mm512_mul_ps(r, r),
+            _mm512_add_ps(r, _mm512_set1_ps(1.0)),
+        );
+        _mm512_scalef_ps(y, n)
+    }
+
+    /// [`super::softmax`], sixteen lanes at a time.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn softmax(xs: &mut [f32]) {
+        let n = xs.len();
+        let tail = |i: usize| -> u16 {
+            let m = n - i;
+            if m >= 16 {
+                u16::MAX
+            } else {
+                ((1u32 << m) - 1) as u16
+            }
+        };
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..n).step_by(16) {
+            let v = _mm512_mask_loadu_ps(max, tail(i), xs.as_ptr().add(i));
+            max = _mm512_max_ps(max, v);
+        }
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        let mut sum = _mm512_setzero_ps();
+        for i in (0..n).step_by(16) {
+            let m = tail(i);
+            let e = exp(_mm512_sub_ps(
+                _mm512_maskz_loadu_ps(m, xs.as_ptr().add(i)),
+                max,
+            ));
+            let e = _mm512_maskz_mov_ps(m, e);
+            sum = _mm512_add_ps(sum, e);
+            _mm512_mask_storeu_ps(xs.as_mut_ptr().add(i), m, e);
+        }
+        let sum = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
+        for i in (0..n).step_by(16) {
+            let m = tail(i);
+            let v = _mm512_maskz_loadu_ps(m, xs.as_ptr().add(i));
+            _mm512_mask_storeu_ps(xs.as_mut_ptr().add(i), m, _mm512_div_ps(v, sum));
+        }
+    }
+
+    /// [`super::weighted_sums`] for width `16 · C`: up to `24 / C` heads' sums in
+    /// registers per pass over the rows.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn weighted_sums<const C: usize>(
+        out: &mut [f32],
+        weights: &[f32],
+        len: usize,
+        src: &[f32],
+        stride: usize,
+    ) {
+        let width = 16 * C;
+        let heads = out.len() / width;
+        let per_pass = 24 / C;
+        let mut h = 0;
+        while h < heads {
+            let k = (heads - h).min(per_pass);
+            let (o, w) = (
+                &mut out[h * width..(h + k) * width],
+                &weights[h * len..(h + k) * len],
+            );
+            match k {
+                1 => heads_pass::<1, C>(o, w, len, src, stride),
+                2 => heads_pass::<2, C>(o, w, len, src, stride),
+                3 => heads_pass::<3, C>(o, w, len, src, stride),
+                4 => heads_pass::<4, C>(o, w, len, src, stride),
+                5 => heads_pass::<5, C>(o, w, len, src, stride),
+                _ => heads_pass::<6, C>(o, w, len, src, stride),
+            }
+            h += k;
+        }
+    }
+
+    /// `H` heads · width `16 · C`; each element's terms are fused-multiply-added
+    /// in row order from zero, as `super::avx2::weighted_sum` adds them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn heads_pass<const H: usize, const C: usize>(
+        out: &mut [f32],
+        weights: &[f32],
+        len: usize,
+        src: &[f32],
+        stride: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); C]; H];
+        for t in 0..len {
+            let row = src.as_ptr().add(t * stride);
+            let v: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(row.add(16 * c)));
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*weights.get_unchecked(h * len + t));
+                for (acc, v) in acc.iter_mut().zip(&v) {
+                    *acc = _mm512_fmadd_ps(w, *v, *acc);
+                }
+            }
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            for (c, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add(h * 16 * C + 16 * c), *acc);
+            }
+        }
     }
 }
 
@@ -256,6 +551,83 @@ mod tests {
             weighted_sum(&mut got, &weights, &src, stride);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "width {width} rows {rows}");
+        }
+    }
+
+    /// Scores match one dot product per (head, key), for lengths with and
+    /// without a partial pass, both head sizes of the fast path and another.
+    #[test]
+    fn scores_match_dot_products() {
+        for (hd, group, stride, len) in [
+            (64, 7, 128, 37),
+            (64, 7, 128, 16),
+            (128, 6, 256, 5),
+            (128, 2, 128, 33),
+            (32, 3, 64, 9),
+            (64, 1, 64, 1),
+        ] {
+            let qs: Vec<f32> = (0..group * hd).map(|i| (i as f32 * 0.37).sin()).collect();
+            let keys: Vec<f32> = (0..stride * len).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut got = vec![f32::NAN; group * len];
+            scores(&qs, &keys, stride, len, 0.125, &mut got);
+            for g in 0..group {
+                for t in 0..len {
+                    let q = &qs[g * hd..(g + 1) * hd];
+                    let k = &keys[t * stride..t * stride + hd];
+                    let expected: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * 0.125;
+                    let err = (got[g * len + t] - expected).abs();
+                    assert!(err < 1e-4, "hd {hd} len {len} g {g} t {t}: {err}");
+                }
+            }
+        }
+    }
+
+    /// Several heads at once are bit-identical to `weighted_sum` per head.
+    #[test]
+    fn weighted_sums_equal_weighted_sum_per_head() {
+        for (width, heads, stride, len) in [
+            (64, 7, 128, 37),
+            (128, 6, 256, 5),
+            (128, 2, 128, 33),
+            (64, 1, 64, 0),
+            (48, 3, 96, 4),
+        ] {
+            let src: Vec<f32> = (0..stride * len + width)
+                .map(|i| (i as f32 * 0.173).sin())
+                .collect();
+            let weights: Vec<f32> = (0..heads * len)
+                .map(|t| (t as f32 * 0.71).cos().abs())
+                .collect();
+            let mut expected = vec![0.0f32; heads * width];
+            for (o, w) in expected
+                .chunks_exact_mut(width)
+                .zip(weights.chunks_exact(len.max(1)))
+            {
+                weighted_sum(o, &w[..len], &src, stride);
+            }
+            let mut got = vec![1.0f32; heads * width];
+            weighted_sums(&mut got, &weights, &src, stride, heads);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&expected), "width {width} heads {heads}");
+        }
+    }
+
+    #[test]
+    fn softmax_matches_the_exponential_formula() {
+        for n in [1, 5, 16, 17, 100, 577] {
+            let xs: Vec<f32> = (0..n).map(|i| (i as f32 * 0.93).sin() * 12.0).collect();
+            let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f64> = xs.iter().map(|&x| f64::from(x - max).exp()).collect();
+            let total: f64 = e.iter().sum();
+            let mut got = xs.clone();
+            softmax(&mut got);
+            for (g, e) in got.iter().zip(&e) {
+                let expected = e / total;
+                assert!(
+                    (f64::from(*g) - expected).abs() <= 1e-6 + 2e-6 * expected,
+                    "n {n}"
+                );
+            }
         }
     }
 
