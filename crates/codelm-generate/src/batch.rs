@@ -32,6 +32,7 @@
 //! ```
 
 use codelm_model::KvCache;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::generate::{Completion, Engine, FinishReason, Request};
@@ -97,6 +98,8 @@ struct Sample {
     tokens: Vec<u32>,
     /// Logits to sample the next token from.
     logits: Option<Vec<f32>>,
+    /// The token drawn from `logits`, with its log-probabilities if asked for.
+    drawn: Option<Result<(u32, Option<Logprobs>)>>,
     /// The token to feed in the next forward pass.
     next: Option<u32>,
     finish: Option<FinishReason>,
@@ -255,40 +258,38 @@ impl<'e> Batch<'e> {
     fn sample_tokens(&mut self, on_event: &mut dyn FnMut(Event) -> bool) -> Result<()> {
         let engine = self.engine;
         let tokenizer = engine.tokenizer();
-        let mut recent: Vec<u32> = Vec::new();
+        // Each sample draws from its own logits with its own sampler, so the
+        // samples draw in parallel and get the same tokens as one by one.
+        let mut drawing: Vec<(&Request, &mut Sample)> = Vec::new();
+        for active in self.active.iter_mut().filter(|a| !a.cancelled) {
+            if let Stage::Decode { samples } = &mut active.stage {
+                drawing.extend(samples.iter_mut().map(|sample| (&active.request, sample)));
+            }
+        }
+        drawing.into_par_iter().for_each(|(request, sample)| {
+            if let Some(logits) = sample.logits.take() {
+                let is_end =
+                    |token| request.stop_tokens.contains(&token) || tokenizer.is_eog(token);
+                sample.drawn = Some(draw(request, sample, logits, is_end));
+            }
+        });
         for active in self.active.iter_mut().filter(|a| !a.cancelled) {
             let Stage::Decode { samples } = &mut active.stage else {
                 continue;
             };
             let request = &active.request;
             for sample in samples.iter_mut() {
-                let Some(mut logits) = sample.logits.take() else {
+                let Some(drawn) = sample.drawn.take() else {
                     continue;
                 };
                 if active.cancelled {
                     continue;
                 }
-                let window = request.options.sampling.repeat_last_n;
-                let total = request.prompt.len() + sample.tokens.len();
-                recent.clear();
-                recent.extend(
-                    request
-                        .prompt
-                        .iter()
-                        .chain(&sample.tokens)
-                        .copied()
-                        .skip(total.saturating_sub(window)),
-                );
-                let raw = request.options.logprobs.map(|_| logits.clone());
-                let token = sample.sampler.sample(&mut logits, &recent)?;
+                let (token, token_logprobs) = drawn?;
                 if request.stop_tokens.contains(&token) || tokenizer.is_eog(token) {
                     sample.finish = Some(FinishReason::Stop);
                     continue;
                 }
-                let token_logprobs = match (raw, request.options.logprobs) {
-                    (Some(raw), Some(n_top)) => Some(logprobs(&raw, token, n_top)?),
-                    _ => None,
-                };
                 sample.tokens.push(token);
                 let piece = sample.utf8.push(tokenizer.token_bytes(token));
                 let step = sample.stop.push(&piece);
@@ -478,6 +479,32 @@ impl<'e> Batch<'e> {
     }
 }
 
+/// Draws `sample`'s next token from `logits`, with the log-probabilities the
+/// request asks for unless the token ends the sample (`is_end`).
+fn draw(
+    request: &Request,
+    sample: &mut Sample,
+    mut logits: Vec<f32>,
+    is_end: impl Fn(u32) -> bool,
+) -> Result<(u32, Option<Logprobs>)> {
+    let window = request.options.sampling.repeat_last_n;
+    let total = request.prompt.len() + sample.tokens.len();
+    let recent: Vec<u32> = request
+        .prompt
+        .iter()
+        .chain(&sample.tokens)
+        .copied()
+        .skip(total.saturating_sub(window))
+        .collect();
+    let raw = request.options.logprobs.map(|_| logits.clone());
+    let token = sample.sampler.sample(&mut logits, &recent)?;
+    let token_logprobs = match (raw, request.options.logprobs) {
+        (Some(raw), Some(n_top)) if !is_end(token) => Some(logprobs(&raw, token, n_top)?),
+        _ => None,
+    };
+    Ok((token, token_logprobs))
+}
+
 fn new_sample(request: &Request, idx: usize, cache: KvCache) -> Sample {
     let opts = &request.options;
     Sample {
@@ -492,6 +519,7 @@ fn new_sample(request: &Request, idx: usize, cache: KvCache) -> Sample {
         text: String::new(),
         tokens: Vec::new(),
         logits: None,
+        drawn: None,
         next: None,
         finish: None,
         hit_stop_string: false,
