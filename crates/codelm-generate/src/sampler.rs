@@ -79,6 +79,9 @@ pub struct Sampler {
     rng: Xoshiro256StarStar,
     candidates: Vec<Candidate>,
     weights: Vec<f64>,
+    /// Untruncated sampling: every token's weight, and their sums per block.
+    probs: Vec<f32>,
+    block_sums: Vec<f64>,
     penalised: Vec<u32>,
 }
 
@@ -91,6 +94,8 @@ impl Sampler {
             rng,
             candidates: Vec::new(),
             weights: Vec::new(),
+            probs: Vec::new(),
+            block_sums: Vec::new(),
             penalised: Vec::new(),
         }
     }
@@ -120,6 +125,10 @@ impl Sampler {
         let temperature = self.params.temperature;
         if temperature.is_nan() || temperature <= 0.0 {
             return argmax(logits).ok_or(Error::NoFiniteLogits { n_vocab });
+        }
+        let p = &self.params;
+        if p.top_k == 0 && p.top_p >= 1.0 && p.min_p <= 0.0 {
+            return self.sample_untruncated(logits, temperature);
         }
 
         self.candidates.clear();
@@ -175,6 +184,62 @@ impl Sampler {
         }
         // Rounding can leave `target` a hair above the last partial sum.
         Ok(self.candidates[self.candidates.len() - 1].id)
+    }
+
+    /// Temperature sampling over every finite logit: the weights
+    /// e^((logit − max) / T) sixteen at a time, and the drawn token found
+    /// through per-block sums rather than one running sum over the whole
+    /// vocabulary (the truncating path keeps its candidate list).
+    fn sample_untruncated(&mut self, logits: &[f32], temperature: f32) -> Result<u32> {
+        const BLOCK: usize = 1024;
+        let max = logits
+            .iter()
+            .copied()
+            .filter(|l| l.is_finite())
+            .fold(f32::NEG_INFINITY, f32::max);
+        if max == f32::NEG_INFINITY {
+            return Err(Error::NoFiniteLogits {
+                n_vocab: logits.len(),
+            });
+        }
+        let inverse_temperature = 1.0 / temperature;
+        self.probs.clear();
+        self.probs.extend(logits.iter().map(|&l| {
+            if l.is_finite() {
+                (l - max) * inverse_temperature
+            } else {
+                f32::NEG_INFINITY
+            }
+        }));
+        codelm_model::ops::exp_in_place(&mut self.probs);
+        self.block_sums.clear();
+        self.block_sums
+            .extend(self.probs.chunks(BLOCK).map(|block| sum_f64(block)));
+        let total: f64 = self.block_sums.iter().sum();
+        let target = self.rng.next_f64() * total;
+        let mut cumulative = 0.0;
+        let mut last = None;
+        for (b, &block_sum) in self.block_sums.iter().enumerate() {
+            if block_sum > 0.0 && target < cumulative + block_sum {
+                let block = &self.probs[b * BLOCK..((b + 1) * BLOCK).min(self.probs.len())];
+                for (i, &weight) in block.iter().enumerate() {
+                    cumulative += f64::from(weight);
+                    if weight > 0.0 {
+                        last = Some(b * BLOCK + i);
+                        if target < cumulative {
+                            return Ok((b * BLOCK + i) as u32);
+                        }
+                    }
+                }
+                // Rounding: the running sum fell a hair short of the block's sum.
+                break;
+            }
+            cumulative += block_sum;
+        }
+        // Rounding can leave `target` a hair above the last partial sum.
+        let last = last.or_else(|| self.probs.iter().rposition(|&w| w > 0.0));
+        // The largest logit has weight 1, so some weight is positive.
+        Ok(last.unwrap_or(0) as u32)
     }
 
     fn apply_repetition_penalty(&mut self, logits: &mut [f32], recent_tokens: &[u32]) {
@@ -290,6 +355,20 @@ struct Candidate {
 
 /// Highest logit first; equal logits by lowest id, so every order is total
 /// and independent of the unstable sort's choices.
+/// `Σ xs` in f64, in eight interleaved partial sums (a fixed order that
+/// vectorises).
+fn sum_f64(xs: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a += f64::from(x);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&x| f64::from(x)).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
 fn by_logit_desc(a: &Candidate, b: &Candidate) -> Ordering {
     b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
 }
@@ -571,6 +650,46 @@ mod tests {
         let share = counts[1] as f64 / n_draws as f64;
         assert!((share - 2.0 / 3.0).abs() < 0.02, "share {share}");
         assert_eq!(counts[2], 0);
+    }
+
+    /// Over a vocabulary of several blocks, with non-finite logits among
+    /// them: the untruncated path draws by the softmax and never a
+    /// non-finite token; the truncating path agrees in distribution.
+    #[test]
+    fn draws_over_many_blocks_follow_the_softmax() {
+        let n_vocab = 5000;
+        let mut base = vec![-30.0f32; n_vocab];
+        base[17] = 0.0;
+        base[2500] = 1.0;
+        base[4999] = 2.0_f32.ln();
+        base[3000] = f32::NAN;
+        base[3001] = f32::INFINITY;
+        let expected = |id: usize| {
+            let w = |l: f32| f64::from(l).exp();
+            let total = w(0.0) + w(1.0) + w(2.0_f32.ln()) + (n_vocab - 5) as f64 * w(-30.0);
+            w(base[id]) / total
+        };
+        for top_p in [1.0, 0.999_999] {
+            let mut sampler = Sampler::new(SamplingParams {
+                seed: 7,
+                top_p,
+                ..sampling(1.0)
+            });
+            let mut counts = vec![0usize; n_vocab];
+            let n_draws = 20_000;
+            for _ in 0..n_draws {
+                let mut logits = base.clone();
+                counts[sampler.sample(&mut logits, &[]).unwrap() as usize] += 1;
+            }
+            for id in [17, 2500, 4999] {
+                let share = counts[id] as f64 / n_draws as f64;
+                assert!(
+                    (share - expected(id)).abs() < 0.015,
+                    "top_p {top_p} id {id}: {share}"
+                );
+            }
+            assert_eq!(counts[3000] + counts[3001], 0, "top_p {top_p}");
+        }
     }
 
     #[test]

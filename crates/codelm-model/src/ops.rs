@@ -52,6 +52,19 @@ pub fn softmax(xs: &mut [f32]) {
     }
 }
 
+/// `x ← e^x` for every element; `e^x` is exactly zero below −104 (where
+/// `f32` underflows anyway), for −∞ and for NaN.
+pub fn exp_in_place(xs: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: AVX-512F was detected at run time.
+        return unsafe { avx512::exp_in_place(xs) };
+    }
+    for x in xs.iter_mut() {
+        *x = if *x >= -104.0 { x.exp() } else { 0.0 };
+    }
+}
+
 /// Attention scores of `group` query heads (`qs`, `group · head_dim`) against the
 /// keys `keys[t · stride..][..head_dim]` for `t < len`: `out[g · len + t] =
 /// scale · q_g · k_t`. Every score is computed the same way whatever `len` is.
@@ -288,11 +301,12 @@ mod avx512 {
         }
     }
 
-    /// `e^x`, x ≤ 0 (Cephes' `expf`: x = n·ln 2 + r, a degree-6 polynomial in r,
-    /// then · 2^n); below −104 the result underflows to (almost) zero.
+    /// `e^x`, x ≤ 88 (Cephes' `expf`: x = n·ln 2 + r, a degree-6 polynomial in r,
+    /// then · 2^n); zero below −104, for −∞ and for NaN.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn exp(x: __m512) -> __m512 {
+        let in_range = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(-104.0));
         let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
@@ -314,7 +328,21 @@ mod avx512 {
             _mm512_mul_ps(r, r),
             _mm512_add_ps(r, _mm512_set1_ps(1.0)),
         );
-        _mm512_scalef_ps(y, n)
+        _mm512_maskz_mov_ps(in_range, _mm512_scalef_ps(y, n))
+    }
+
+    /// [`super::exp_in_place`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn exp_in_place(xs: &mut [f32]) {
+        let mut chunks = xs.chunks_exact_mut(16);
+        for chunk in &mut chunks {
+            let v = exp(_mm512_loadu_ps(chunk.as_ptr()));
+            _mm512_storeu_ps(chunk.as_mut_ptr(), v);
+        }
+        let rest = chunks.into_remainder();
+        let mask = ((1u32 << rest.len()) - 1) as u16;
+        let v = exp(_mm512_maskz_loadu_ps(mask, rest.as_ptr()));
+        _mm512_mask_storeu_ps(rest.as_mut_ptr(), mask, v);
     }
 
     /// [`super::softmax`], sixteen lanes at a time.
@@ -626,6 +654,25 @@ mod tests {
                 assert!(
                     (f64::from(*g) - expected).abs() <= 1e-6 + 2e-6 * expected,
                     "n {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_matches_f64_and_is_zero_far_below() {
+        let mut xs: Vec<f32> = (0..1000).map(|i| -100.0 + i as f32 * 0.1877).collect();
+        xs.extend([-104.5, -1e30, f32::NEG_INFINITY, f32::NAN, 0.0]);
+        let expected: Vec<f64> = xs.iter().map(|&x| f64::from(x).exp()).collect();
+        exp_in_place(&mut xs);
+        for (i, (got, e)) in xs.iter().zip(&expected).enumerate() {
+            if i >= 1000 && i < 1004 {
+                assert_eq!(*got, 0.0, "element {i}");
+            } else {
+                // Relative error, or one step below the smallest normal float.
+                assert!(
+                    (f64::from(*got) - e).abs() <= 3e-7 * e + 2e-45,
+                    "element {i}: {got} vs {e}"
                 );
             }
         }
