@@ -1029,6 +1029,9 @@ mod avx512 {
     /// How far ahead (bytes) the one-token path prefetches each weight row: the
     /// hardware prefetchers alone left a decode at ~14 GB/s, this at ~16-17.
     const PREFETCH_AHEAD: usize = 4096;
+    /// How far ahead a decode step also asks for rows into L2: more requests in
+    /// flight than L1 alone can track.
+    const FAR_AHEAD: usize = 16384;
 
     /// A weight block pair decoded once for many tokens: `u = w + offset`, and the
     /// scales as in [`PairQ8::d`].
@@ -1219,6 +1222,7 @@ mod avx512 {
                 let at = rows[r].as_ptr().add(2 * bb * p);
                 if ahead > 0 {
                     _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(ahead).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(FAR_AHEAD).cast());
                 }
                 let (u, dx) = decode_pair::<DT>(at, 2, true);
                 step(&mut acc[r], u, dx, y);
