@@ -1283,6 +1283,9 @@ mod avx512 {
             if PREFETCH {
                 for line in (p * slice..((p + 1) * slice).min(prefetch.len())).step_by(64) {
                     _mm_prefetch::<_MM_HINT_T0>(prefetch.as_ptr().add(line).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(
+                        prefetch.as_ptr().wrapping_add(line + FAR_AHEAD).cast(),
+                    );
                 }
             }
             let mut u = [_mm512_setzero_si512(); R];
