@@ -210,12 +210,7 @@ class JobDirs:
         is replaced by a fresh mount."""
         for target, mode in self.DIRS:
             try:
-                with os.scandir(target) as entries:
-                    for entry in list(entries):
-                        if entry.is_dir(follow_symlinks=False):
-                            remove_tree(entry.path)
-                        else:
-                            os.unlink(entry.path)
+                empty_dir(target)
                 is_pristine = (os.stat(target).st_mode & 0o7777 == int(mode, 8)
                                and not os.listxattr(target))
             except (OSError, RecursionError):
@@ -225,17 +220,17 @@ class JobDirs:
                 self.mount(target, mode)
 
 
-def remove_tree(path):
-    """Deletes a directory and everything in it; nothing of the job runs
-    any more. (`shutil` would cost every worker a few milliseconds to
-    import, with the compression modules it loads.)"""
+def empty_dir(path):
+    """Deletes everything in a directory; nothing of the job runs any more.
+    (`shutil.rmtree` would cost every worker a few milliseconds to import,
+    with the compression modules it loads.)"""
     with os.scandir(path) as entries:
         for entry in list(entries):
             if entry.is_dir(follow_symlinks=False):
-                remove_tree(entry.path)
+                empty_dir(entry.path)
+                os.rmdir(entry.path)
             else:
                 os.unlink(entry.path)
-    os.rmdir(path)
 
 
 def run_job(spec, fds, dirs):
