@@ -791,7 +791,7 @@ impl Model {
                 let qs =
                     &q[r * q_dim + kv_head * group * hd..r * q_dim + (kv_head + 1) * group * hd];
                 let mut scores = vec![0f32; group * len];
-                ops::scores(qs, keys, kv_dim, len, scale, &mut scores);
+                ops::scores(qs, keys, kv_dim, len, scale, group, &mut scores);
                 for head_scores in scores.chunks_exact_mut(len) {
                     ops::softmax(head_scores);
                 }

@@ -65,14 +65,21 @@ pub fn exp_in_place(xs: &mut [f32]) {
     }
 }
 
-/// Attention scores of `group` query heads (`qs`, `group · head_dim`) against the
-/// keys `keys[t · stride..][..head_dim]` for `t < len`: `out[g · len + t] =
-/// scale · q_g · k_t`. Every score is computed the same way whatever `len` is.
-pub fn scores(qs: &[f32], keys: &[f32], stride: usize, len: usize, scale: f32, out: &mut [f32]) {
-    let hd = qs.len() / (out.len() / len.max(1)).max(1);
-    assert!(
-        out.len() * hd == qs.len() * len && (len == 0 || keys.len() >= (len - 1) * stride + hd)
-    );
+/// Attention scores of `heads` query heads (`qs`, `heads · head_dim`) against the
+/// keys `keys[t · stride..][..head_dim]` for `t < len`: `out[h · len + t] =
+/// scale · q_h · k_t`. Every score is computed the same way whatever `len` is.
+pub fn scores(
+    qs: &[f32],
+    keys: &[f32],
+    stride: usize,
+    len: usize,
+    scale: f32,
+    heads: usize,
+    out: &mut [f32],
+) {
+    let hd = qs.len() / heads;
+    assert!(qs.len() == heads * hd && out.len() == heads * len);
+    assert!(len == 0 || keys.len() >= (len - 1) * stride + hd);
     #[cfg(target_arch = "x86_64")]
     if has_avx512() && matches!(hd, 64 | 128) {
         // SAFETY: AVX-512F was detected at run time; the lengths were checked.
@@ -597,7 +604,7 @@ mod tests {
             let qs: Vec<f32> = (0..group * hd).map(|i| (i as f32 * 0.37).sin()).collect();
             let keys: Vec<f32> = (0..stride * len).map(|i| (i as f32 * 0.11).cos()).collect();
             let mut got = vec![f32::NAN; group * len];
-            scores(&qs, &keys, stride, len, 0.125, &mut got);
+            scores(&qs, &keys, stride, len, 0.125, group, &mut got);
             for g in 0..group {
                 for t in 0..len {
                     let q = &qs[g * hd..(g + 1) * hd];

@@ -21,8 +21,8 @@
 # The forks use libc's fork(), not os.fork(): the zygote is single-threaded,
 # and os.fork()'s after-fork hooks (re-initialising threading, reseeding
 # random) write to a few hundred shared pages, which made each fork cost
-# four times as much. A job reseeds `random` itself when the zygote has it
-# loaded, as a fresh interpreter would be seeded.
+# four times as much. The worker reseeds `random` before each job's fork,
+# so that every job starts with a fresh seed, as a fresh interpreter would.
 #
 # Protocol. On fd 0 (a Unix stream socket from the parent): first a
 # length-prefixed seccomp BPF program; then, per worker, one byte carrying
@@ -473,6 +473,8 @@ def main():
             importlib.import_module(name)
         except ImportError:
             pass
+    # The first compile() in a process builds the AST node types (about a
+    # millisecond): here, once, rather than in every job.
     compile("pass", "<warm-up>", "exec")
     # Collections would write to every object the forks share.
     gc.disable()

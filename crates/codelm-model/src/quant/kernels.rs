@@ -1030,7 +1030,7 @@ mod avx512 {
     /// hardware prefetchers alone left a decode at ~14 GB/s, this at ~16-17.
     const PREFETCH_AHEAD: usize = 4096;
     /// How far ahead a decode step also asks for rows into L2: more requests in
-    /// flight than L1 alone can track.
+    /// flight than L1 alone can track (0.5B decode +14%).
     const FAR_AHEAD: usize = 16384;
 
     /// A weight block pair decoded once for many tokens: `u = w + offset`, and the
