@@ -214,7 +214,7 @@ impl Sampler {
         codelm_model::ops::exp_in_place(&mut self.probs);
         self.block_sums.clear();
         self.block_sums
-            .extend(self.probs.chunks(BLOCK).map(|block| sum_f64(block)));
+            .extend(self.probs.chunks(BLOCK).map(sum_f64));
         let total: f64 = self.block_sums.iter().sum();
         let target = self.rng.next_f64() * total;
         let mut cumulative = 0.0;
@@ -353,8 +353,6 @@ struct Candidate {
     logit: f32,
 }
 
-/// Highest logit first; equal logits by lowest id, so every order is total
-/// and independent of the unstable sort's choices.
 /// `Σ xs` in f64, in eight interleaved partial sums (a fixed order that
 /// vectorises).
 fn sum_f64(xs: &[f32]) -> f64 {
@@ -369,6 +367,8 @@ fn sum_f64(xs: &[f32]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// Highest logit first; equal logits by lowest id, so every order is total
+/// and independent of the unstable sort's choices.
 fn by_logit_desc(a: &Candidate, b: &Candidate) -> Ordering {
     b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
 }

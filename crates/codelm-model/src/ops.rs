@@ -673,7 +673,7 @@ mod tests {
         let expected: Vec<f64> = xs.iter().map(|&x| f64::from(x).exp()).collect();
         exp_in_place(&mut xs);
         for (i, (got, e)) in xs.iter().zip(&expected).enumerate() {
-            if i >= 1000 && i < 1004 {
+            if (1000..1004).contains(&i) {
                 assert_eq!(*got, 0.0, "element {i}");
             } else {
                 // Relative error, or one step below the smallest normal float.
