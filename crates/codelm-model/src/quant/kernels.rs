@@ -88,20 +88,31 @@ impl TokenGroup {
     }
 }
 
-/// Q8_0 activations of two consecutive blocks `(2p, 2p + 1)`, laid out for the
-/// AVX-512 kernels of Q4_0/Q5_0/Q8_0 (a trailing odd block is paired with zeros).
+/// Q8_0 activations of one token for sixteen consecutive blocks (a group), laid
+/// out for the AVX-512 kernels of Q4_0/Q5_0/Q8_0; blocks past the row are zeros.
 ///
-/// Those kernels multiply unsigned weights `w + offset` (`offset` = 8, 16, 128 for
-/// Q4_0, Q5_0, Q8_0) with `vpdpbusd`; `corr` removes the offset again.
+/// The group's blocks form two octets `o` (blocks `8o..8o + 8`): vector `4o + q`
+/// of `qs` holds, in its eight-byte chunk `i`, quants `8q..8q + 8` of block
+/// `8o + i`. Those kernels multiply unsigned weights `w + offset` (`offset` = 8,
+/// 16, 128 for Q4_0, Q5_0, Q8_0) with `vpdpbusd`; `corr` removes the offset again.
+/// Per-block values are in lane order ([`group_lane`]).
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-pub struct PairQ8 {
-    /// Quants: block `2p` in bytes `0..32`, block `2p + 1` in `32..64`.
-    pub qs: [i8; 64],
-    /// Lane `l`: `−offset · Σ qs[4l..4l + 4]`.
+pub struct GroupQ8 {
+    /// Quants, in the layout above.
+    pub qs: [[i8; 64]; 8],
+    /// `−offset · Σ qs` of each block.
     pub corr: [i32; 16],
-    /// Lanes `0..8`: block `2p`'s scale; lanes `8..16`: block `2p + 1`'s.
+    /// Each block's scale.
     pub d: [f32; 16],
+}
+
+/// The vector lane of block `j` of a group (`0..16`) in the AVX-512 Q4_0/Q5_0/Q8_0
+/// kernels: block `8o + 2c + e` is lane `4c + 2o + e`, where their `vpdpbusd`
+/// sums land once both octets' lane pairs are added.
+pub const fn group_lane(j: usize) -> usize {
+    let (o, i) = (j / 8, j % 8);
+    4 * (i / 2) + 2 * o + i % 2
 }
 
 /// The activations of one matmul, in the format the weight type multiplies with.
@@ -109,9 +120,9 @@ pub enum Activations<'a> {
     /// Plain floats, for float weights: `(n, cols)`.
     F32(&'a [f32], usize),
     /// Q8_0 blocks: `(n, cols / 32)`, and, where the AVX-512 kernels of Q4_0, Q5_0
-    /// and Q8_0 run, the same quants as block pairs: `(n, cols / 32 / 2 rounded up)`
-    /// (empty otherwise).
-    Q8(Vec<BlockQ8>, usize, Vec<PairQ8>),
+    /// and Q8_0 run, the same quants in groups of sixteen blocks:
+    /// `(n, cols / 32 / 16 rounded up)` (empty otherwise).
+    Q8(Vec<BlockQ8>, usize, Vec<GroupQ8>),
     /// Q8_K blocks: `(n, cols / 256)`, and, where the AVX-512 k-quant kernels run,
     /// the tokens in transposed groups of sixteen (empty otherwise).
     Q8K(Vec<BlockQ8K>, usize, Vec<TokenGroup>),
@@ -130,28 +141,28 @@ impl<'a> Activations<'a> {
                     xs.chunks_exact(32).map(quantize_q8).collect()
                 };
                 let per_row = cols / 32;
-                let mut pairs = Vec::new();
+                let mut groups = Vec::new();
                 if has_avx512() && per_row > 0 {
                     if let Some(offset) = unsigned_offset(dtype) {
-                        let per_pairs = per_row.div_ceil(2);
-                        pairs = vec![PAIR_ZERO; n * per_pairs];
-                        let fill = |(ys, out): (&[BlockQ8], &mut [PairQ8])| {
-                            pairs_from_blocks(offset, ys, out)
+                        let per_groups = per_row.div_ceil(16);
+                        groups = vec![GROUP_ZERO; n * per_groups];
+                        let fill = |(ys, out): (&[BlockQ8], &mut [GroupQ8])| {
+                            groups_from_blocks(offset, ys, out)
                         };
                         if n >= 16 {
                             blocks
                                 .par_chunks_exact(per_row)
-                                .zip(pairs.par_chunks_exact_mut(per_pairs))
+                                .zip(groups.par_chunks_exact_mut(per_groups))
                                 .for_each(fill);
                         } else {
                             blocks
                                 .chunks_exact(per_row)
-                                .zip(pairs.chunks_exact_mut(per_pairs))
+                                .zip(groups.chunks_exact_mut(per_groups))
                                 .for_each(fill);
                         }
                     }
                 }
-                Activations::Q8(blocks, per_row, pairs)
+                Activations::Q8(blocks, per_row, groups)
             }
             GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
                 #[cfg(target_arch = "x86_64")]
@@ -187,8 +198,8 @@ impl<'a> Activations<'a> {
     }
 }
 
-const PAIR_ZERO: PairQ8 = PairQ8 {
-    qs: [0; 64],
+const GROUP_ZERO: GroupQ8 = GroupQ8 {
+    qs: [[0; 64]; 8],
     corr: [0; 16],
     d: [0.0; 16],
 };
@@ -204,17 +215,18 @@ fn unsigned_offset(dtype: GgmlType) -> Option<i32> {
     }
 }
 
-/// One token's Q8_0 blocks as [`PairQ8`]s (`out.len() == ys.len().div_ceil(2)`).
-fn pairs_from_blocks(offset: i32, ys: &[BlockQ8], out: &mut [PairQ8]) {
-    for (pair, out) in ys.chunks(2).zip(out) {
-        *out = PAIR_ZERO;
-        for (half, y) in pair.iter().enumerate() {
-            out.qs[32 * half..32 * half + 32].copy_from_slice(&y.qs);
-            out.d[8 * half..8 * half + 8].fill(y.d);
-            for (l, c) in out.corr[8 * half..8 * half + 8].iter_mut().enumerate() {
-                let sum: i32 = y.qs[4 * l..4 * l + 4].iter().map(|&q| q as i32).sum();
-                *c = -offset * sum;
+/// One token's Q8_0 blocks as [`GroupQ8`]s (`out.len() == ys.len().div_ceil(16)`).
+fn groups_from_blocks(offset: i32, ys: &[BlockQ8], out: &mut [GroupQ8]) {
+    for (group, out) in ys.chunks(16).zip(out) {
+        *out = GROUP_ZERO;
+        for (j, y) in group.iter().enumerate() {
+            let (o, i) = (j / 8, j % 8);
+            for q in 0..4 {
+                out.qs[4 * o + q][8 * i..8 * i + 8].copy_from_slice(&y.qs[8 * q..8 * q + 8]);
             }
+            let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
+            out.corr[group_lane(j)] = -offset * sum;
+            out.d[group_lane(j)] = y.d;
         }
     }
 }
@@ -296,11 +308,11 @@ pub fn dot_rows(
     #[cfg(target_arch = "x86_64")]
     let use_vnni = use_avx2 && std::is_x86_feature_detected!("avxvnni");
     #[cfg(target_arch = "x86_64")]
-    if let Activations::Q8(_, per_row, pairs) = acts {
-        if !pairs.is_empty() {
+    if let Activations::Q8(_, per_row, groups) = acts {
+        if !groups.is_empty() {
             // Built only where AVX-512 was detected and `dtype` has its kernels.
-            let per_pairs = per_row.div_ceil(2);
-            avx512::dot_rows(dtype, row_bytes, rows, pairs, per_pairs, n, tile);
+            let per_groups = per_row.div_ceil(16);
+            avx512::dot_rows(dtype, row_bytes, rows, groups, per_groups, n, tile);
             return;
         }
     }
@@ -422,12 +434,15 @@ pub fn dot_rows(
     }
 }
 
-/// What the k-quant AVX-512 kernels need (VNNI's `vpdpbusd`), plus VBMI (`vpermb`):
-/// the kernels of [`avx512`]. (Cascade Lake has the first without the second.)
+/// What the k-quant AVX-512 kernels need (VNNI's `vpdpbusd`), plus VBMI (`vpermb`)
+/// and BITALG (`vpshufbitqmb`): the kernels of [`avx512`]. (Cascade Lake has the
+/// first without the others; Ice Lake and later, and Zen 4, have all.)
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        kquant512::available() && std::is_x86_feature_detected!("avx512vbmi")
+        kquant512::available()
+            && std::is_x86_feature_detected!("avx512vbmi")
+            && std::is_x86_feature_detected!("avx512bitalg")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -477,10 +492,10 @@ pub fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8], use_avx2: bool) -> f3
     #[cfg(target_arch = "x86_64")]
     if use_avx2 && has_avx512() && !ys.is_empty() {
         if let Some(offset) = unsigned_offset(dtype) {
-            let mut pairs = vec![PAIR_ZERO; ys.len().div_ceil(2)];
-            pairs_from_blocks(offset, ys, &mut pairs);
+            let mut groups = vec![GROUP_ZERO; ys.len().div_ceil(16)];
+            groups_from_blocks(offset, ys, &mut groups);
             // SAFETY: the AVX-512 features were detected at run time.
-            return unsafe { avx512::dot_packed_rows(dtype, [row], &pairs)[0] };
+            return unsafe { avx512::dot_packed_rows(dtype, [row], &groups)[0] };
         }
     }
     #[cfg(target_arch = "x86_64")]
@@ -996,25 +1011,30 @@ mod avx2 {
     }
 }
 
-/// AVX-512 kernels (VNNI `vpdpbusd`, VBMI `vpermb`) for Q4_0, Q5_0 and Q8_0 weights.
+/// AVX-512 kernels (VNNI `vpdpbusd`, VBMI `vpermb`/`vpermt2b`, BITALG
+/// `vpshufbitqmb`) for Q4_0, Q5_0 and Q8_0 weights.
 ///
 /// Every path here (one token from the packed rows, many tokens from rows decoded
 /// once, any remainder) computes one canonical arithmetic, so the result for
 /// (row, token) does not depend on the tiling:
-/// - blocks are taken in pairs `(2p, 2p + 1)`; a trailing odd block is paired with
-///   a zero block (quants and scales 0);
-/// - per pair, an exact integer `isum` (i32 × 16): lane `l < 8` is
-///   `Σ_{k<4} w[2p][4l+k] · y[2p][4l+k]`, lane `8 + l` the same for block `2p + 1`,
-///   computed as `vpdpbusd(corr, w + offset, y)` (see [`PairQ8`]);
-/// - `s = dx16 · dy16` in f32, each lane holding the weight and activation scale of
-///   its block;
-/// - `acc = fma(f32(isum), s, acc)`, from zero, pairs in increasing order;
+/// - blocks are taken sixteen at a time (a group); a row's last group is padded
+///   with blocks that add exactly nothing (their activations are zeros and their
+///   scales are masked to zeros, whatever bytes were read for them);
+/// - per group, each block's exact integer dot `isum = Σ w · y`, in lane
+///   [`group_lane`] of one i32 × 16 vector (computed as `Σ (w + offset) · y`
+///   plus `corr`, see [`GroupQ8`]);
+/// - `s = dx · dy` in f32, lane by lane (the weight and activation scale of the
+///   lane's block);
+/// - `acc = fma(f32(isum), s, acc)`, from zero, groups in increasing order;
 /// - the result is [`hsum`] of `acc`.
+///
+/// So the float work is one fma per block, and the integer work is two chains of
+/// four `vpdpbusd` per group, each lane summing eight products of one block.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::PairQ8;
+    use super::GroupQ8;
     use crate::quant::blocks::GgmlType;
 
     const Q4: u8 = 0;
@@ -1033,17 +1053,17 @@ mod avx512 {
     /// flight than L1 alone can track (0.5B decode +14%).
     const FAR_AHEAD: usize = 16384;
 
-    /// A weight block pair decoded once for many tokens: `u = w + offset`, and the
-    /// scales as in [`PairQ8::d`].
+    /// A weight group decoded once for many tokens: `u = w + offset` in the layout
+    /// of [`GroupQ8::qs`], and the scales in lane order.
     #[derive(Clone, Copy)]
     #[repr(C, align(64))]
-    pub struct PairW {
-        u: [u8; 64],
+    pub struct GroupW {
+        u: [[u8; 64]; 8],
         d: [f32; 16],
     }
 
-    const PAIR_W_ZERO: PairW = PairW {
-        u: [0; 64],
+    const GROUP_W_ZERO: GroupW = GroupW {
+        u: [[0; 64]; 8],
         d: [0.0; 16],
     };
 
@@ -1055,51 +1075,92 @@ mod avx512 {
         }
     }
 
-    /// `vpermb` indices: output byte `j` takes the byte holding quant `j % 32` of
-    /// block `j / 32` of a Q4_0 (`at = 2`) or Q5_0 (`at = 6`) pair; a masked shift
-    /// then picks the high nibble for `j % 32 >= 16`.
-    const fn nibble_index(bb: usize, at: usize) -> [u8; 64] {
+    /// Bytes from a group's start that [`decode_group`] reads with unmasked loads.
+    const fn window<const DT: u8>() -> usize {
+        let bb = block_bytes::<DT>();
+        // Octet 1's second half starts at block 12; its last load is 64 bytes from
+        // 64 (Q8_0: 72) bytes after that.
+        12 * bb + if DT == Q8 { 136 } else { 128 }
+    }
+
+    /// `vpermt2b` indices over the 128 bytes of a half-octet (blocks `4h..4h + 4`)
+    /// loaded at its start: chunk `c` (16 bytes) takes the 16 bytes at
+    /// `bb · c + at` (the nibbles of Q4_0/Q5_0; half a block's quants for Q8_0,
+    /// whose second half is loaded 8 bytes later, hence `at = 18 - 8`).
+    const fn chunk_index(bb: usize, at: usize) -> [u8; 64] {
         let mut idx = [0u8; 64];
         let mut j = 0;
         while j < 64 {
-            idx[j] = (bb * (j / 32) + at + j % 16) as u8;
+            idx[j] = (bb * (j / 16) + at + j % 16) as u8;
             j += 1;
         }
         idx
     }
 
-    /// `vpermt2b` indices for a Q8_0 pair loaded at `p` and `p + 4`: block 0's
-    /// quants are bytes `2..34` of the first, block 1's bytes `32..64` of the second.
-    const fn q8_index() -> [u8; 64] {
+    /// `vpermt2b` indices building a half-octet's part of the octet's "meta" vector,
+    /// whose qword `i` holds block `i`'s `qh` (Q5_0) in bytes `0..4` and its f16
+    /// scale in bytes `4..6`: the half `h` (blocks `4h..4h + 4`, loaded at their
+    /// start) fills qwords `4h..4h + 4`.
+    const fn meta_index(bb: usize, h: usize, qh: bool) -> [u8; 64] {
+        let mut idx = [0u8; 64];
+        let mut c = 0;
+        while c < 4 {
+            let q = 8 * (4 * h + c);
+            let mut k = 0;
+            while qh && k < 4 {
+                idx[q + k] = (bb * c + 2 + k) as u8;
+                k += 1;
+            }
+            idx[q + 4] = (bb * c) as u8;
+            idx[q + 5] = (bb * c + 1) as u8;
+            c += 1;
+        }
+        idx
+    }
+
+    const fn meta_tables(bb: usize, qh: bool) -> [[u8; 64]; 2] {
+        [meta_index(bb, 0, qh), meta_index(bb, 1, qh)]
+    }
+
+    /// `vpermt2b` indices gathering a group's sixteen f16 scales, in lane order,
+    /// from the meta vectors of its two octets.
+    const fn scale_index() -> [u8; 64] {
         let mut idx = [0u8; 64];
         let mut j = 0;
-        while j < 64 {
-            idx[j] = if j < 32 { 2 + j } else { 64 + j } as u8;
+        while j < 16 {
+            let lane = super::group_lane(j);
+            let at = 64 * (j / 8) + 8 * (j % 8) + 4;
+            idx[2 * lane] = at as u8;
+            idx[2 * lane + 1] = (at + 1) as u8;
             j += 1;
         }
         idx
     }
 
-    /// `vpermb` indices putting block 0's f16 scale in words `0..8` and block 1's
-    /// (at byte `bb`) in words `8..16`.
-    const fn scale_index(bb: usize) -> [u8; 64] {
+    /// `vpshufbitqmb` indices for output vector `q`: byte `j` (quant `8q + j % 8`
+    /// of block `j / 8`) takes bit `8q + j % 8` of its block's `qh`.
+    const fn qh_bits(q: usize) -> [u8; 64] {
         let mut idx = [0u8; 64];
-        let mut w = 0;
-        while w < 16 {
-            let at = if w < 8 { 0 } else { bb };
-            idx[2 * w] = at as u8;
-            idx[2 * w + 1] = (at + 1) as u8;
-            w += 1;
+        let mut j = 0;
+        while j < 64 {
+            idx[j] = (8 * q + j % 8) as u8;
+            j += 1;
         }
         idx
     }
 
-    static Q4_QUANTS: [u8; 64] = nibble_index(18, 2);
-    static Q5_QUANTS: [u8; 64] = nibble_index(22, 6);
-    static Q8_QUANTS: [u8; 64] = q8_index();
-    static Q4_SCALES: [u8; 64] = scale_index(18);
-    static Q5_SCALES: [u8; 64] = scale_index(22);
-    static Q8_SCALES: [u8; 64] = scale_index(34);
+    static Q4_NIBBLES: [u8; 64] = chunk_index(18, 2);
+    static Q5_NIBBLES: [u8; 64] = chunk_index(22, 6);
+    static Q8_LOW: [u8; 64] = chunk_index(34, 2);
+    static Q8_HIGH: [u8; 64] = chunk_index(34, 18 - 8);
+    static Q4_META: [[u8; 64]; 2] = meta_tables(18, false);
+    static Q5_META: [[u8; 64]; 2] = meta_tables(22, true);
+    static Q8_META: [[u8; 64]; 2] = meta_tables(34, false);
+    static SCALES: [u8; 64] = scale_index();
+    static QH_BITS: [[u8; 64]; 4] = [qh_bits(0), qh_bits(1), qh_bits(2), qh_bits(3)];
+    /// Qwords `0, 2, 4, 6` of one vector then of another (`vpermt2q`).
+    static EVEN_QWORDS: [i64; 8] = [0, 2, 4, 6, 8, 10, 12, 14];
+    static ODD_QWORDS: [i64; 8] = [1, 3, 5, 7, 9, 11, 13, 15];
 
     #[inline]
     fn byte_mask(n: usize) -> u64 {
@@ -1111,81 +1172,171 @@ mod avx512 {
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn load(table: &[u8; 64]) -> __m512i {
-        _mm512_loadu_si512(table.as_ptr().cast())
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn table(t: &[u8; 64]) -> __m512i {
+        _mm512_loadu_si512(t.as_ptr().cast())
     }
 
-    /// Decodes the block pair at `p` (`blocks`: 1 or 2 blocks of type `DT`) into
-    /// `u = w + offset` (64 bytes) and the scales `dx16`. With `full`, 64 bytes
-    /// from `p` (for Q8_0 also from `p + 4`) may be read; otherwise only the
-    /// pair's own bytes are, and the missing block reads as zeros.
+    /// 64 bytes at `p + off`; unless `FULL`, only those before `p + avail` are read
+    /// and the others are zeros.
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn decode_pair<const DT: u8>(
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn load<const FULL: bool>(p: *const u8, off: usize, avail: usize) -> __m512i {
+        if FULL {
+            _mm512_loadu_si512(p.add(off).cast())
+        } else {
+            let mask = byte_mask(avail.saturating_sub(off));
+            _mm512_maskz_loadu_epi8(mask, p.wrapping_add(off).cast())
+        }
+    }
+
+    /// Decodes one octet (8 blocks of type `DT` at `p`, of which the bytes before
+    /// `p + avail` exist unless `FULL`) into the four vectors of [`GroupQ8::qs`]
+    /// layout (`u = w + offset`) and its meta vector (see [`meta_index`]).
+    #[inline]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn decode_octet<const DT: u8, const FULL: bool>(
         p: *const u8,
-        blocks: usize,
-        full: bool,
-    ) -> (__m512i, __m512) {
-        let bb = block_bytes::<DT>();
-        let len = bb * blocks;
-        let raw = if full {
-            _mm512_loadu_si512(p.cast())
-        } else {
-            _mm512_maskz_loadu_epi8(byte_mask(len), p.cast())
+        avail: usize,
+    ) -> ([__m512i; 4], __m512i) {
+        let half = 4 * block_bytes::<DT>();
+        let (a0, a1) = (load::<FULL>(p, 0, avail), load::<FULL>(p, 64, avail));
+        let (b0, b1) = (
+            load::<FULL>(p, half, avail),
+            load::<FULL>(p, half + 64, avail),
+        );
+        let meta = match DT {
+            Q4 => &Q4_META,
+            Q5 => &Q5_META,
+            _ => &Q8_META,
         };
-        let scales = match DT {
-            Q4 => &Q4_SCALES,
-            Q5 => &Q5_SCALES,
-            _ => &Q8_SCALES,
-        };
-        let words = _mm512_permutexvar_epi8(load(scales), raw);
-        let dx = _mm512_cvtph_ps(_mm512_castsi512_si256(words));
+        // Each half fills its own qwords; the other half's are zeros.
+        let low = 0x0000_0000_FFFF_FFFF;
+        let meta = _mm512_or_si512(
+            _mm512_maskz_permutex2var_epi8(low, a0, table(&meta[0]), a1),
+            _mm512_maskz_permutex2var_epi8(!low, b0, table(&meta[1]), b1),
+        );
+        let even = _mm512_loadu_si512(EVEN_QWORDS.as_ptr().cast());
+        let odd = _mm512_loadu_si512(ODD_QWORDS.as_ptr().cast());
         let u = if DT == Q8 {
-            let second = if blocks < 2 {
-                _mm512_setzero_si512()
-            } else if full {
-                _mm512_loadu_si512(p.add(4).cast())
-            } else {
-                _mm512_maskz_loadu_epi8(byte_mask(len - 4), p.add(4).cast())
-            };
-            let q = _mm512_permutex2var_epi8(raw, load(&Q8_QUANTS), second);
-            _mm512_xor_si512(q, _mm512_set1_epi8(0x80u8 as i8))
+            let (a8, a72) = (load::<FULL>(p, 8, avail), load::<FULL>(p, 72, avail));
+            let (b8, b72) = (
+                load::<FULL>(p, half + 8, avail),
+                load::<FULL>(p, half + 72, avail),
+            );
+            let (low, high) = (table(&Q8_LOW), table(&Q8_HIGH));
+            let lo_a = _mm512_permutex2var_epi8(a0, low, a1);
+            let lo_b = _mm512_permutex2var_epi8(b0, low, b1);
+            let hi_a = _mm512_permutex2var_epi8(a8, high, a72);
+            let hi_b = _mm512_permutex2var_epi8(b8, high, b72);
+            let flip = _mm512_set1_epi8(0x80u8 as i8);
+            [
+                _mm512_xor_si512(_mm512_permutex2var_epi64(lo_a, even, lo_b), flip),
+                _mm512_xor_si512(_mm512_permutex2var_epi64(lo_a, odd, lo_b), flip),
+                _mm512_xor_si512(_mm512_permutex2var_epi64(hi_a, even, hi_b), flip),
+                _mm512_xor_si512(_mm512_permutex2var_epi64(hi_a, odd, hi_b), flip),
+            ]
         } else {
-            let index = if DT == Q4 { &Q4_QUANTS } else { &Q5_QUANTS };
-            let q = _mm512_permutexvar_epi8(load(index), raw);
-            // Words holding quants 16..32 of a block take their high nibbles.
-            let q = _mm512_mask_srli_epi16::<4>(q, 0xFF00_FF00, q);
-            let u = _mm512_and_si512(q, _mm512_set1_epi8(0xF));
+            let nibbles = table(if DT == Q4 { &Q4_NIBBLES } else { &Q5_NIBBLES });
+            let qa = _mm512_permutex2var_epi8(a0, nibbles, a1);
+            let qb = _mm512_permutex2var_epi8(b0, nibbles, b1);
+            // Qword `i` of `t0`/`t1`: block `i`'s quant bytes 0..8 / 8..16, whose low
+            // nibbles are quants 0..8 / 8..16 and high nibbles 16..24 / 24..32.
+            let t0 = _mm512_permutex2var_epi64(qa, even, qb);
+            let t1 = _mm512_permutex2var_epi64(qa, odd, qb);
+            let m = _mm512_set1_epi8(0xF);
+            let mut u = [
+                _mm512_and_si512(t0, m),
+                _mm512_and_si512(t1, m),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(t0), m),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(t1), m),
+            ];
             if DT == Q5 {
-                // Bit j of a block's qh is quant j's fifth bit: one mask for the pair.
-                let h0 = (p.add(2) as *const u32).read_unaligned() as u64;
-                let h1 = if blocks == 2 {
-                    (p.add(2 + bb) as *const u32).read_unaligned() as u64
-                } else {
-                    0
-                };
-                _mm512_mask_add_epi8(u, (h1 << 32) | h0, u, _mm512_set1_epi8(16))
-            } else {
-                u
+                let sixteen = _mm512_set1_epi8(16);
+                for (q, u) in u.iter_mut().enumerate() {
+                    let bits = _mm512_bitshuffle_epi64_mask(meta, table(&QH_BITS[q]));
+                    *u = _mm512_mask_add_epi8(*u, bits, *u, sixteen);
+                }
             }
+            u
         };
-        (u, dx)
+        (u, meta)
     }
 
-    /// One pair of the canonical arithmetic: `acc += f32(isum) · (dx16 · dy16)`.
+    /// Decodes the group at `p` (see [`decode_octet`]): its eight quant vectors and
+    /// its scales in lane order.
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn step(acc: &mut __m512, u: __m512i, dx: __m512, y: &PairQ8) {
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn decode_group<const DT: u8, const FULL: bool>(
+        p: *const u8,
+        avail: usize,
+    ) -> ([__m512i; 8], __m512) {
+        let octet = 8 * block_bytes::<DT>();
+        let (lo, meta_lo) = decode_octet::<DT, FULL>(p, avail);
+        let (hi, meta_hi) =
+            decode_octet::<DT, FULL>(p.wrapping_add(octet), avail.saturating_sub(octet));
+        (
+            [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]],
+            group_scales(meta_lo, meta_hi),
+        )
+    }
+
+    /// A group's scales, in lane order, from its octets' meta vectors.
+    #[inline]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn group_scales(lo: __m512i, hi: __m512i) -> __m512 {
+        let scales = _mm512_permutex2var_epi8(lo, table(&SCALES), hi);
+        _mm512_cvtph_ps(_mm512_castsi512_si256(scales))
+    }
+
+    /// One group of the canonical arithmetic: `acc + f32(isum) · (dx · dy)`.
+    #[inline]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn group_step(acc: __m512, u: &[__m512i; 8], dx: __m512, y: &GroupQ8) -> __m512 {
+        let mut isum = [_mm512_setzero_si512(); 2];
+        for (v, u) in u.iter().enumerate() {
+            let y = _mm512_load_si512(y.qs[v].as_ptr().cast());
+            isum[v / 4] = _mm512_dpbusd_epi32(isum[v / 4], *u, y);
+        }
+        finish(acc, isum, dx, y)
+    }
+
+    /// The float part of a group: the two octets' lane pairs summed into blocks
+    /// (lane [`super::group_lane`]), corrected, converted, scaled and accumulated.
+    #[inline]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn finish(acc: __m512, isum: [__m512i; 2], dx: __m512, y: &GroupQ8) -> __m512 {
+        // Octet lanes `2i, 2i + 1` hold block `i`: in each 128-bit chunk `c`, the
+        // even and the odd lanes of both octets, added, are blocks `2c, 2c + 1` of
+        // octet 0 then of octet 1.
+        let (a, b) = (_mm512_castsi512_ps(isum[0]), _mm512_castsi512_ps(isum[1]));
+        let even = _mm512_castps_si512(_mm512_shuffle_ps::<0b10_00_10_00>(a, b));
+        let odd = _mm512_castps_si512(_mm512_shuffle_ps::<0b11_01_11_01>(a, b));
         let corr = _mm512_load_si512(y.corr.as_ptr().cast());
-        let isum = _mm512_dpbusd_epi32(corr, u, _mm512_load_si512(y.qs.as_ptr().cast()));
+        let isum = _mm512_add_epi32(_mm512_add_epi32(even, odd), corr);
         let s = _mm512_mul_ps(dx, _mm512_load_ps(y.d.as_ptr()));
-        *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, *acc);
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, acc)
     }
 
     /// The one horizontal sum of every path: halves added, 16 → 8 → 4 → 2 → 1.
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
     unsafe fn hsum(v: __m512) -> f32 {
         let lo = _mm512_castps512_ps256(v);
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
@@ -1196,43 +1347,62 @@ mod avx512 {
         _mm_cvtss_f32(s)
     }
 
-    /// `R` packed rows · one token's pairs, decoding the rows on the fly; with
-    /// `ahead > 0` each row is prefetched that many bytes ahead.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn dot_packed<const DT: u8, const R: usize>(
-        rows: [&[u8]; R],
-        ys: &[PairQ8],
-        ahead: usize,
-    ) -> [f32; R] {
-        let bb = block_bytes::<DT>();
-        let len = rows[0].len();
-        let n_blocks = len / bb;
-        assert!(rows.iter().all(|r| r.len() == len) && ys.len() == n_blocks.div_ceil(2));
-        // Pairs whose unmasked loads stay inside the row.
-        let full_pairs = if DT == Q8 {
-            n_blocks / 2
-        } else if len >= 64 {
-            ((len - 64) / (2 * bb) + 1).min(n_blocks / 2)
+    /// Groups of a row of `len` bytes that [`decode_group`] may decode with
+    /// unmasked loads.
+    fn full_groups<const DT: u8>(len: usize, groups: usize) -> usize {
+        let w = window::<DT>();
+        if len >= w {
+            ((len - w) / (16 * block_bytes::<DT>()) + 1).min(groups)
         } else {
             0
-        };
-        let mut acc = [_mm512_setzero_ps(); R];
-        for (p, y) in ys.iter().enumerate().take(full_pairs) {
-            for r in 0..R {
-                let at = rows[r].as_ptr().add(2 * bb * p);
-                if ahead > 0 {
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(ahead).cast());
-                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(FAR_AHEAD).cast());
-                }
-                let (u, dx) = decode_pair::<DT>(at, 2, true);
-                step(&mut acc[r], u, dx, y);
-            }
         }
-        for (p, y) in ys.iter().enumerate().skip(full_pairs) {
-            let blocks = (n_blocks - 2 * p).min(2);
+    }
+
+    /// The lanes of a group's first `blocks` blocks (all of them from 16 on).
+    fn block_lanes(blocks: usize) -> u16 {
+        (0..blocks.min(16)).fold(0, |m, j| m | 1 << super::group_lane(j))
+    }
+
+    /// `R` packed rows of `len` bytes · one token's groups, decoding the rows on the
+    /// fly; with `ahead > 0` each row is prefetched that many bytes ahead.
+    ///
+    /// Each of `rows` starts at its row and may run on past it (to the end of the
+    /// band of rows): groups are decoded with unmasked loads wherever those stay
+    /// inside the slice. Blocks past the row then hold the next row's bytes; their
+    /// activations are zeros and their scales are masked to zeros, so they add
+    /// nothing, exactly as zero blocks would.
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn dot_packed<const DT: u8, const R: usize>(
+        rows: [&[u8]; R],
+        len: usize,
+        ys: &[GroupQ8],
+        ahead: usize,
+    ) -> [f32; R] {
+        let gb = 16 * block_bytes::<DT>();
+        let n_blocks = len / block_bytes::<DT>();
+        assert!(rows.iter().all(|r| r.len() >= len) && ys.len() == n_blocks.div_ceil(16));
+        let reach = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+        let full = full_groups::<DT>(reach, ys.len());
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (g, y) in ys.iter().enumerate() {
+            let lanes = block_lanes(n_blocks - 16 * g);
             for r in 0..R {
-                let (u, dx) = decode_pair::<DT>(rows[r].as_ptr().add(2 * bb * p), blocks, false);
-                step(&mut acc[r], u, dx, y);
+                let at = rows[r].as_ptr().add(gb * g);
+                let (u, dx) = if g < full {
+                    if ahead > 0 {
+                        for line in (0..gb).step_by(64) {
+                            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(ahead + line).cast());
+                            _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(FAR_AHEAD + line).cast());
+                        }
+                    }
+                    decode_group::<DT, true>(at, 0)
+                } else {
+                    decode_group::<DT, false>(at, rows[r].len() - gb * g)
+                };
+                let dx = _mm512_maskz_mov_ps(lanes, dx);
+                acc[r] = group_step(acc[r], &u, dx, y);
             }
         }
         let mut out = [0.0f32; R];
@@ -1242,62 +1412,76 @@ mod avx512 {
         out
     }
 
-    /// Decodes a row into [`PairW`]s (`out.len()` = its block count / 2, rounded up).
+    /// Decodes a row of `len` bytes into [`GroupW`]s (`out.len()` = its block count
+    /// / 16, rounded up); `row` may run on past it, as in [`dot_packed`].
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
-    unsafe fn unpack_row<const DT: u8>(row: &[u8], out: &mut [PairW]) {
-        let bb = block_bytes::<DT>();
-        let n_blocks = row.len() / bb;
-        assert_eq!(out.len(), n_blocks.div_ceil(2));
-        for (p, w) in out.iter_mut().enumerate() {
-            let at = 2 * bb * p;
-            let blocks = (n_blocks - 2 * p).min(2);
-            let full = if DT == Q8 {
-                blocks == 2
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
+    unsafe fn unpack_row<const DT: u8>(row: &[u8], len: usize, out: &mut [GroupW]) {
+        let gb = 16 * block_bytes::<DT>();
+        let n_blocks = len / block_bytes::<DT>();
+        assert!(row.len() >= len && out.len() == n_blocks.div_ceil(16));
+        let full = full_groups::<DT>(row.len(), out.len());
+        for (g, w) in out.iter_mut().enumerate() {
+            let at = row.as_ptr().add(gb * g);
+            let (u, dx) = if g < full {
+                decode_group::<DT, true>(at, 0)
             } else {
-                at + 64 <= row.len()
+                decode_group::<DT, false>(at, row.len() - gb * g)
             };
-            let (u, dx) = decode_pair::<DT>(row.as_ptr().add(at), blocks, full);
-            _mm512_store_si512(w.u.as_mut_ptr().cast(), u);
+            for (v, u) in u.iter().enumerate() {
+                _mm512_store_si512(w.u[v].as_mut_ptr().cast(), *u);
+            }
+            let dx = _mm512_maskz_mov_ps(block_lanes(n_blocks - 16 * g), dx);
             _mm512_store_ps(w.d.as_mut_ptr(), dx);
         }
     }
 
-    /// `R` decoded rows · `T` tokens: each weight pair is loaded once for all tokens
-    /// and each token pair once for all rows.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+    /// `R` decoded rows · `T` tokens: each weight vector is loaded once for all
+    /// tokens and each token vector once for all rows.
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
     unsafe fn dot_unpacked<const R: usize, const T: usize, const PREFETCH: bool>(
-        ws: [&[PairW]; R],
-        ys: [&[PairQ8]; T],
+        ws: [&[GroupW]; R],
+        ys: [&[GroupQ8]; T],
         prefetch: &[u8],
     ) -> [[f32; T]; R] {
-        let np = ws[0].len();
-        assert!(ws.iter().all(|w| w.len() == np) && ys.iter().all(|y| y.len() == np));
+        let ng = ws[0].len();
+        assert!(ws.iter().all(|w| w.len() == ng) && ys.iter().all(|y| y.len() == ng));
         let mut acc = [[_mm512_setzero_ps(); T]; R];
-        // `prefetch` (the packed rows decoded next) is requested a slice per pair,
+        // `prefetch` (the packed rows decoded next) is requested a slice per group,
         // spread over the multiplies so that memory works while they run.
-        let slice = prefetch.len().div_ceil(np.max(1));
-        for p in 0..np {
+        let slice = prefetch.len().div_ceil(ng.max(1));
+        for g in 0..ng {
             // A separate instance: in the long prefill loops the prefetch code alone
-            // cost 9% (register pressure of the 4 × 4 tile).
+            // cost 9% (register pressure of the tile).
             if PREFETCH {
-                for line in (p * slice..((p + 1) * slice).min(prefetch.len())).step_by(64) {
+                for line in (g * slice..((g + 1) * slice).min(prefetch.len())).step_by(64) {
                     _mm_prefetch::<_MM_HINT_T0>(prefetch.as_ptr().add(line).cast());
                     _mm_prefetch::<_MM_HINT_T1>(
                         prefetch.as_ptr().wrapping_add(line + FAR_AHEAD).cast(),
                     );
                 }
             }
-            let mut u = [_mm512_setzero_si512(); R];
-            let mut dx = [_mm512_setzero_ps(); R];
-            for r in 0..R {
-                u[r] = _mm512_load_si512(ws[r].get_unchecked(p).u.as_ptr().cast());
-                dx[r] = _mm512_load_ps(ws[r].get_unchecked(p).d.as_ptr());
-            }
-            for t in 0..T {
-                let y = ys[t].get_unchecked(p);
+            let mut isum = [[[_mm512_setzero_si512(); 2]; T]; R];
+            for v in 0..8 {
+                let mut u = [_mm512_setzero_si512(); R];
                 for r in 0..R {
-                    step(&mut acc[r][t], u[r], dx[r], y);
+                    u[r] = _mm512_load_si512(ws[r].get_unchecked(g).u[v].as_ptr().cast());
+                }
+                for t in 0..T {
+                    let y = _mm512_load_si512(ys[t].get_unchecked(g).qs[v].as_ptr().cast());
+                    for r in 0..R {
+                        isum[r][t][v / 4] = _mm512_dpbusd_epi32(isum[r][t][v / 4], u[r], y);
+                    }
+                }
+            }
+            for r in 0..R {
+                let dx = _mm512_load_ps(ws[r].get_unchecked(g).d.as_ptr());
+                for t in 0..T {
+                    acc[r][t] = finish(acc[r][t], isum[r][t], dx, ys[t].get_unchecked(g));
                 }
             }
         }
@@ -1311,32 +1495,32 @@ mod avx512 {
         out
     }
 
-    /// `R` packed rows of type `dtype` · one token's pairs.
+    /// `R` packed rows of type `dtype` · one token's groups.
     ///
     /// # Safety
     /// The CPU must have the features of [`super::has_avx512`].
     pub unsafe fn dot_packed_rows<const R: usize>(
         dtype: GgmlType,
         rows: [&[u8]; R],
-        ys: &[PairQ8],
+        ys: &[GroupQ8],
     ) -> [f32; R] {
         match dtype {
-            GgmlType::Q4_0 => dot_packed::<Q4, R>(rows, ys, 0),
-            GgmlType::Q5_0 => dot_packed::<Q5, R>(rows, ys, 0),
-            GgmlType::Q8_0 => dot_packed::<Q8, R>(rows, ys, 0),
+            GgmlType::Q4_0 => dot_packed::<Q4, R>(rows, rows[0].len(), ys, 0),
+            GgmlType::Q5_0 => dot_packed::<Q5, R>(rows, rows[0].len(), ys, 0),
+            GgmlType::Q8_0 => dot_packed::<Q8, R>(rows, rows[0].len(), ys, 0),
             _ => unreachable!("no AVX-512 kernel for {dtype:?}"),
         }
     }
 
-    /// [`super::dot_rows`] for Q4_0/Q5_0/Q8_0 rows and activation pairs
-    /// (`per_pairs` per token); only called where the pairs were built, which is
+    /// [`super::dot_rows`] for Q4_0/Q5_0/Q8_0 rows and activation groups
+    /// (`per_groups` per token); only called where the groups were built, which is
     /// where the features of [`super::has_avx512`] were detected.
     pub fn dot_rows(
         dtype: GgmlType,
         row_bytes: usize,
         rows: &[u8],
-        pairs: &[PairQ8],
-        per_pairs: usize,
+        groups: &[GroupQ8],
+        per_groups: usize,
         n: usize,
         tile: &mut [f32],
     ) {
@@ -1344,40 +1528,44 @@ mod avx512 {
         // SAFETY: the features were detected at run time (asserted above).
         unsafe {
             match dtype {
-                GgmlType::Q4_0 => rows_impl::<Q4>(row_bytes, rows, pairs, per_pairs, n, tile),
-                GgmlType::Q5_0 => rows_impl::<Q5>(row_bytes, rows, pairs, per_pairs, n, tile),
-                GgmlType::Q8_0 => rows_impl::<Q8>(row_bytes, rows, pairs, per_pairs, n, tile),
+                GgmlType::Q4_0 => rows_impl::<Q4>(row_bytes, rows, groups, per_groups, n, tile),
+                GgmlType::Q5_0 => rows_impl::<Q5>(row_bytes, rows, groups, per_groups, n, tile),
+                GgmlType::Q8_0 => rows_impl::<Q8>(row_bytes, rows, groups, per_groups, n, tile),
                 _ => unreachable!("no AVX-512 kernel for {dtype:?}"),
             }
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
     unsafe fn rows_impl<const DT: u8>(
         row_bytes: usize,
         rows: &[u8],
-        pairs: &[PairQ8],
-        per_pairs: usize,
+        groups: &[GroupQ8],
+        per_groups: usize,
         n: usize,
         tile: &mut [f32],
     ) {
         let n_rows = rows.len() / row_bytes;
-        let row = |r: usize| &rows[r * row_bytes..(r + 1) * row_bytes];
+        // Row `r` and the rest of the band after it (see [`dot_packed`]).
+        let row = |r: usize| &rows[r * row_bytes..];
         if n == 1 {
             // One token: the weights are read once, so decode them straight from the
             // packed rows, four rows per pass (independent chains, shared loads of y).
             let mut r = 0;
             while r + 4 <= n_rows {
                 let four = [row(r), row(r + 1), row(r + 2), row(r + 3)];
-                tile[r..r + 4].copy_from_slice(&dot_packed::<DT, 4>(four, pairs, PREFETCH_AHEAD));
+                let sums = dot_packed::<DT, 4>(four, row_bytes, groups, PREFETCH_AHEAD);
+                tile[r..r + 4].copy_from_slice(&sums);
                 r += 4;
             }
             for (r, out) in tile.iter_mut().enumerate().take(n_rows).skip(r) {
-                *out = dot_packed::<DT, 1>([row(r)], pairs, PREFETCH_AHEAD)[0];
+                *out = dot_packed::<DT, 1>([row(r)], row_bytes, groups, PREFETCH_AHEAD)[0];
             }
             return;
         }
-        let token_bytes = (per_pairs * std::mem::size_of::<PairQ8>()).max(1);
+        let token_bytes = (per_groups * std::mem::size_of::<GroupQ8>()).max(1);
         let block_tokens =
             (TOKEN_BLOCK_BYTES / token_bytes).clamp(TOKENS, n.max(TOKENS)) / TOKENS * TOKENS;
         let mut unpacked = Vec::new();
@@ -1391,11 +1579,12 @@ mod avx512 {
                     ..((r + 2 * ROWS) * row_bytes).min(rows.len())];
                 row_group::<DT, ROWS>(
                     group,
+                    row_bytes,
                     next,
                     r,
                     tokens.clone(),
-                    pairs,
-                    per_pairs,
+                    groups,
+                    per_groups,
                     n,
                     tile,
                     &mut unpacked,
@@ -1405,11 +1594,12 @@ mod avx512 {
             for r in r..n_rows {
                 row_group::<DT, 1>(
                     [row(r)],
+                    row_bytes,
                     &[],
                     r,
                     tokens.clone(),
-                    pairs,
-                    per_pairs,
+                    groups,
+                    per_groups,
                     n,
                     tile,
                     &mut unpacked,
@@ -1421,42 +1611,42 @@ mod avx512 {
     /// Rows decoded together in [`rows_impl`]'s multi-token path.
     const ROWS: usize = 4;
     /// Tokens per pass over the decoded rows.
-    const TOKENS: usize = 4;
+    const TOKENS: usize = 2;
 
-    /// Rows `first..first + R` (`rows`) · `tokens`, into `tile (row, n)`; `next`,
-    /// the packed rows decoded after these, is requested from memory meanwhile.
+    /// Rows `first..first + R` (`rows`, each running on to the band's end, of
+    /// `row_bytes` bytes) · `tokens`, into `tile (row, n)`; `next`, the packed rows
+    /// decoded after these, is requested from memory meanwhile.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+    #[target_feature(
+        enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg,avx2,fma,f16c"
+    )]
     unsafe fn row_group<const DT: u8, const R: usize>(
         rows: [&[u8]; R],
+        row_bytes: usize,
         next: &[u8],
         first: usize,
         tokens: std::ops::Range<usize>,
-        pairs: &[PairQ8],
-        per_pairs: usize,
+        groups: &[GroupQ8],
+        per_groups: usize,
         n: usize,
         tile: &mut [f32],
-        unpacked: &mut Vec<PairW>,
+        unpacked: &mut Vec<GroupW>,
     ) {
         unpacked.clear();
-        unpacked.resize(R * per_pairs, PAIR_W_ZERO);
-        for (row, out) in rows.iter().zip(unpacked.chunks_exact_mut(per_pairs)) {
-            unpack_row::<DT>(row, out);
+        unpacked.resize(R * per_groups, GROUP_W_ZERO);
+        for (row, out) in rows.iter().zip(unpacked.chunks_exact_mut(per_groups)) {
+            unpack_row::<DT>(row, row_bytes, out);
         }
-        let ws: [&[PairW]; R] =
-            std::array::from_fn(|i| &unpacked[i * per_pairs..(i + 1) * per_pairs]);
-        let token = |t: usize| &pairs[t * per_pairs..(t + 1) * per_pairs];
+        let ws: [&[GroupW]; R] =
+            std::array::from_fn(|i| &unpacked[i * per_groups..(i + 1) * per_groups]);
+        let token = |t: usize| &groups[t * per_groups..(t + 1) * per_groups];
         let mut t = tokens.start;
         // Few tokens (a batch of decode steps) leave memory idle while they multiply:
         // their first pass requests the next rows. Many tokens hide it anyway.
-        let mut next = if tokens.len() <= 4 * TOKENS {
-            next
-        } else {
-            &[]
-        };
+        let mut next = if tokens.len() <= 16 { next } else { &[] };
         while t + TOKENS <= tokens.end {
-            let ys: [&[PairQ8]; TOKENS] = std::array::from_fn(|i| token(t + i));
+            let ys: [&[GroupQ8]; TOKENS] = std::array::from_fn(|i| token(t + i));
             let sums = if next.is_empty() {
                 dot_unpacked::<R, TOKENS, false>(ws, ys, &[])
             } else {
@@ -1543,13 +1733,14 @@ mod tests {
 
     /// The tiled paths (four rows per pass for one token, decoded rows reused across
     /// tokens) against one scalar dot per (row, token), with a remainder of rows and,
-    /// for the 32-blocks, odd block counts (the AVX-512 kernels take blocks in pairs).
+    /// for the 32-blocks, block counts that end inside a group of sixteen or on one
+    /// (the AVX-512 kernels take blocks sixteen at a time).
     #[test]
     fn dot_rows_matches_scalar_dots_for_every_tiling() {
         let n_rows = 7;
         for (dtype, cols) in ALL.into_iter().flat_map(|dtype| {
             let all_cols: &[usize] = if dtype.block_size() == 32 {
-                &[32, 224, 512, 896]
+                &[32, 224, 512, 896, 1056]
             } else {
                 &[512]
             };
@@ -1564,10 +1755,10 @@ mod tests {
             for n in [1, 3, 6, 20, 300] {
                 let x = random(n * cols, 77, 1.0);
                 let acts = Activations::quantize(dtype, &x, n, cols);
-                if let Activations::Q8(_, _, pairs) = &acts {
+                if let Activations::Q8(_, _, groups) = &acts {
                     // Where AVX-512 runs, this test covers its kernels.
                     let wide = has_avx512() && unsigned_offset(dtype).is_some();
-                    assert_eq!(!pairs.is_empty(), wide, "{dtype:?}");
+                    assert_eq!(!groups.is_empty(), wide, "{dtype:?}");
                 }
                 let mut tile = vec![0f32; n_rows * n];
                 dot_rows(dtype, row_bytes, &rows, &acts, &mut tile);
@@ -1607,6 +1798,51 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The AVX-512 Q4_0/Q5_0/Q8_0 kernels compute exactly the arithmetic their
+    /// module states, written out here in scalar code: per-block integer dots, one
+    /// fma per block into lane [`group_lane`], groups in order, then `hsum`'s tree.
+    #[test]
+    fn legacy_avx512_is_the_stated_arithmetic() {
+        if !has_avx512() {
+            return;
+        }
+        fn canonical(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
+            let mut acc = [0f32; 16];
+            let mut q = [0i32; 32];
+            let blocks = row.len() / dtype.block_bytes();
+            for g in 0..blocks.div_ceil(16) {
+                let mut lanes = [(0i32, 0f32); 16];
+                for j in 0..16.min(blocks - 16 * g) {
+                    let b = 16 * g + j;
+                    let bytes = &row[b * dtype.block_bytes()..(b + 1) * dtype.block_bytes()];
+                    let (d, _) = unpack_legacy(dtype, bytes, &mut q);
+                    let isum = q.iter().zip(&ys[b].qs).map(|(&w, &y)| w * y as i32).sum();
+                    lanes[group_lane(j)] = (isum, d * ys[b].d);
+                }
+                for (acc, (isum, s)) in acc.iter_mut().zip(lanes) {
+                    *acc = (isum as f32).mul_add(s, *acc);
+                }
+            }
+            let s8: Vec<f32> = (0..8).map(|i| acc[i] + acc[i + 8]).collect();
+            let s4: Vec<f32> = (0..4).map(|i| s8[i] + s8[i + 4]).collect();
+            let s2: Vec<f32> = (0..2).map(|i| s4[i] + s4[i + 2]).collect();
+            s2[0] + s2[1]
+        }
+        for dtype in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            for (cols, scale) in [(32, 1.0), (512, 1e-3), (896, 40.0), (4864, 1.0)] {
+                let row = quantize_row(dtype, &random(cols, cols as u64, scale));
+                let x = random(cols, 3, 2.0);
+                let acts = Activations::quantize(dtype, &x, 1, cols);
+                let Activations::Q8(ys, ..) = &acts else {
+                    unreachable!()
+                };
+                let got = dot_q8(dtype, &row, ys, true);
+                let want = canonical(dtype, &row, ys);
+                assert_eq!(got.to_bits(), want.to_bits(), "{dtype:?} cols={cols}");
             }
         }
     }
