@@ -183,12 +183,13 @@ impl<'a> Activations<'a> {
                 // Full groups of sixteen, and a last one padded with zero tokens
                 // when it has enough tokens to beat one-row-at-a-time.
                 #[cfg(target_arch = "x86_64")]
-                let n_groups =
-                    if matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) && kquant512::available() {
-                        n / 16 + usize::from(n % 16 >= kquant512::MIN_PADDED_GROUP)
-                    } else {
-                        0
-                    };
+                let n_groups = if matches!(dtype, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+                    && kquant512::available()
+                {
+                    n / 16 + usize::from(n % 16 >= kquant512::MIN_PADDED_GROUP)
+                } else {
+                    0
+                };
                 #[cfg(not(target_arch = "x86_64"))]
                 let n_groups = 0;
                 let groups = TokenGroup::transpose(&blocks, n, n_groups, per_row);
@@ -320,7 +321,9 @@ pub fn dot_rows(
     let mut scales: Vec<f32> = Vec::new();
     #[cfg(target_arch = "x86_64")]
     if let Activations::Q8K(blocks, per_row, groups) = acts {
-        if matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) && kquant512::available() {
+        if matches!(dtype, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+            && kquant512::available()
+        {
             // SAFETY: the AVX-512 features were detected at run time.
             unsafe {
                 kquant512::dot_rows(dtype, row_bytes, rows, blocks, groups, *per_row, tile);
@@ -364,7 +367,8 @@ pub fn dot_rows(
             match acts {
                 Activations::F32(xs, cols) => {
                     for (t, o) in out.iter_mut().enumerate() {
-                        *o = dot_float(dtype, row, &xs[(t0 + t) * cols..(t0 + t + 1) * cols]);
+                        let xs = &xs[(t0 + t) * cols..(t0 + t + 1) * cols];
+                        *o = dot_float(dtype, row, xs, use_avx2);
                     }
                 }
                 Activations::Q8(blocks, per_row, _) => {
@@ -463,7 +467,20 @@ fn has_avx2() -> bool {
     }
 }
 
-fn dot_float(dtype: GgmlType, row: &[u8], xs: &[f32]) -> f32 {
+/// Float weight row (F32, F16, BF16) · float activations: with `fast` where AVX2,
+/// FMA and F16C are present, four chains of eight lanes; else in element order.
+/// Every tiling calls this per (row, token), so each gives the same bits.
+fn dot_float(dtype: GgmlType, row: &[u8], xs: &[f32], fast: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if fast && has_avx2() {
+        // SAFETY: AVX2, FMA and F16C were detected at run time.
+        return unsafe { avx2::dot_float(dtype, row, xs) };
+    }
+    let _ = fast;
+    dot_float_scalar(dtype, row, xs)
+}
+
+fn dot_float_scalar(dtype: GgmlType, row: &[u8], xs: &[f32]) -> f32 {
     match dtype {
         GgmlType::F32 => row
             .chunks_exact(4)
@@ -512,12 +529,12 @@ pub fn dot_q8(dtype: GgmlType, row: &[u8], ys: &[BlockQ8], use_avx2: bool) -> f3
 /// equals, bit for bit, what [`dot_rows`] gives for the same row and token.
 pub fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K], fast: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if fast && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
+    if fast && matches!(dtype, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
         if kquant512::available() {
             // SAFETY: the AVX-512 features were detected at run time.
             return unsafe { kquant512::dot_row(dtype, row, ys) };
         }
-        if has_avx2() {
+        if has_avx2() && dtype != GgmlType::Q5_K {
             // SAFETY: AVX2, FMA and F16C were detected at run time.
             return unsafe { avx2::dot_q8k(dtype, row, ys) };
         }
@@ -648,6 +665,49 @@ mod avx2 {
 
     use super::{BlockQ8, BlockQ8K};
     use crate::quant::blocks::{scale_min_k4, scales_mins_k4, GgmlType};
+
+    /// Eight weights of a float row from element `i` on, as f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn float8(dtype: GgmlType, row: &[u8], i: usize) -> __m256 {
+        match dtype {
+            GgmlType::F32 => _mm256_loadu_ps(row.as_ptr().add(4 * i) as *const f32),
+            GgmlType::F16 => _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i).cast())),
+            // A bf16 is the high half of an f32.
+            _ => {
+                let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(row.as_ptr().add(2 * i).cast()));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(h))
+            }
+        }
+    }
+
+    /// [`super::dot_float`]: four chains of eight lanes over the 32-element
+    /// stretches, one chain over the 8-element rest, [`hsum`] of their sum, then
+    /// the last `len % 8` products in order.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_float(dtype: GgmlType, row: &[u8], xs: &[f32]) -> f32 {
+        let n = xs.len();
+        assert_eq!(row.len(), n * dtype.block_bytes());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(xs.as_ptr().add(i + 8 * k));
+                *acc = _mm256_fmadd_ps(float8(dtype, row, i + 8 * k), x, *acc);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            let x = _mm256_loadu_ps(xs.as_ptr().add(i));
+            acc[0] = _mm256_fmadd_ps(float8(dtype, row, i), x, acc[0]);
+            i += 8;
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut total = hsum(sum);
+        let bb = dtype.block_bytes();
+        total += super::dot_float_scalar(dtype, &row[i * bb..], &xs[i..]);
+        total
+    }
 
     /// IEEE half at `at` to f32 with the F16C instruction.
     #[inline]
@@ -1716,7 +1776,7 @@ mod tests {
                 let acts = Activations::quantize(dtype, &x, 1, cols);
                 for use_avx2 in [false, has_avx2()] {
                     let got = match &acts {
-                        Activations::F32(xs, _) => dot_float(dtype, &bytes, xs),
+                        Activations::F32(xs, _) => dot_float(dtype, &bytes, xs, use_avx2),
                         Activations::Q8(ys, ..) => dot_q8(dtype, &bytes, ys, use_avx2),
                         Activations::Q8K(ys, ..) => dot_q8k(dtype, &bytes, ys, use_avx2),
                     };
@@ -1739,10 +1799,11 @@ mod tests {
     fn dot_rows_matches_scalar_dots_for_every_tiling() {
         let n_rows = 7;
         for (dtype, cols) in ALL.into_iter().flat_map(|dtype| {
-            let all_cols: &[usize] = if dtype.block_size() == 32 {
-                &[32, 224, 512, 896, 1056]
-            } else {
-                &[512]
+            let all_cols: &[usize] = match dtype.block_size() {
+                32 => &[32, 224, 512, 896, 1056],
+                // Float rows: 32-element stretches, an 8-element rest, single ones.
+                1 => &[512, 203],
+                _ => &[512],
             };
             all_cols.iter().map(move |&cols| (dtype, cols))
         }) {
@@ -1767,7 +1828,7 @@ mod tests {
                     for t in 0..n {
                         let expected = match &acts {
                             Activations::F32(xs, _) => {
-                                dot_float(dtype, row, &xs[t * cols..(t + 1) * cols])
+                                dot_float_scalar(dtype, row, &xs[t * cols..(t + 1) * cols])
                             }
                             Activations::Q8(ys, per, _) => {
                                 dot_q8_scalar(dtype, row, &ys[t * per..(t + 1) * per])
@@ -1778,6 +1839,9 @@ mod tests {
                         };
                         let got = tile[r * n + t];
                         let fast = match &acts {
+                            Activations::F32(xs, _) if has_avx2() => {
+                                dot_float(dtype, row, &xs[t * cols..(t + 1) * cols], true)
+                            }
                             Activations::Q8(ys, per, _) if has_avx2() => {
                                 dot_q8(dtype, row, &ys[t * per..(t + 1) * per], true)
                             }

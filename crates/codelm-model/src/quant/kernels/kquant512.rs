@@ -1,4 +1,4 @@
-//! AVX-512 kernels for the k-quants Q4_K and Q6_K.
+//! AVX-512 kernels for the k-quants Q4_K, Q5_K and Q6_K.
 //!
 //! A weight row is first decoded into [`Unpacked`] super-blocks, a layout shared by
 //! both types: 256 unsigned quants in the order of the activations, the scales,
@@ -21,8 +21,9 @@
 //!   broadcast, and one `vpdpbusd` does 64 multiply-adds of one row for sixteen
 //!   tokens; the group scale is applied once per group (`vpmulld`).
 //!
-//! Q4_K: groups are its 32-element sub-blocks, `dm` is `dmin`, and each min weighs
-//! the two 16-sums of its sub-block. Q6_K: groups are 16 elements, quants are
+//! Q4_K and Q5_K (whose fifth bits make quants up to 31): groups are their
+//! 32-element sub-blocks, `dm` is `dmin`, and each min weighs the two 16-sums of
+//! its sub-block. Q6_K: groups are 16 elements, quants are
 //! stored as `q + 32`, so `dm = 32·d` and the mins are the scales themselves.
 
 use std::arch::x86_64::*;
@@ -103,7 +104,7 @@ const PREFETCH_AHEAD: usize = 2048;
 /// (1.5B decode +8%; anywhere from 8 to 64 KiB measured the same).
 const FAR_AHEAD: usize = 16384;
 
-/// Decodes a Q4_K or Q6_K row into `out`, one [`Unpacked`] per super-block; the
+/// Decodes a Q4_K, Q5_K or Q6_K row into `out`, one [`Unpacked`] per super-block; the
 /// per-lane `scales` that only [`dot_all_tokens`] reads are written when `lanes`.
 ///
 /// # Safety
@@ -115,10 +116,10 @@ pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>, l
     out.resize(row.len() / bb, Unpacked::ZERO);
     for (b, u) in row.chunks_exact(bb).zip(out.iter_mut()) {
         prefetch_ahead::<false>(b);
-        if dtype == GgmlType::Q4_K {
-            unpack_q4k(b, u, lanes);
-        } else {
-            unpack_q6k(b, u, lanes);
+        match dtype {
+            GgmlType::Q4_K => unpack_q4k(b, u, lanes),
+            GgmlType::Q5_K => unpack_q5k(b, u, lanes),
+            _ => unpack_q6k(b, u, lanes),
         }
     }
 }
@@ -138,15 +139,39 @@ unsafe fn store_scales(u: &mut Unpacked, widened: __m512i, index: &[[i16; 32]; 4
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked, lanes: bool) {
+    unpack_k4(b, 16, None, u, lanes);
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn unpack_q5k(b: &[u8], u: &mut Unpacked, lanes: bool) {
+    let qh = _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i);
+    unpack_k4(b, 48, Some(qh), u, lanes);
+}
+
+/// Q4_K and Q5_K: nibbles at `at` (element `64c + l` is the low nibble of byte
+/// `32c + l` for `l < 32`, the high one of byte `32c + l - 32` otherwise), plus,
+/// for Q5_K, 16 times bit `2c` (low nibbles) or `2c + 1` (high) of `qh[l % 32]`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn unpack_k4(b: &[u8], at: usize, qh: Option<__m256i>, u: &mut Unpacked, lanes: bool) {
     let low4 = _mm256_set1_epi8(0xF);
+    let sixteen = _mm256_set1_epi8(16);
     for c in 0..4 {
-        let v = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * c) as *const __m256i);
+        let v = _mm256_loadu_si256(b.as_ptr().add(at + 32 * c) as *const __m256i);
+        let mut lo = _mm256_and_si256(v, low4);
+        let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        if let Some(qh) = qh {
+            let fifth = |bit: usize| {
+                let m = _mm256_set1_epi8((1u8 << bit) as i8);
+                _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m), sixteen)
+            };
+            lo = _mm256_or_si256(lo, fifth(2 * c));
+            hi = _mm256_or_si256(hi, fifth(2 * c + 1));
+        }
         let q = u.q.as_mut_ptr().add(64 * c);
-        _mm256_store_si256(q as *mut __m256i, _mm256_and_si256(v, low4));
-        _mm256_store_si256(
-            q.add(32) as *mut __m256i,
-            _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
-        );
+        _mm256_store_si256(q as *mut __m256i, lo);
+        _mm256_store_si256(q.add(32) as *mut __m256i, hi);
     }
     let (sc, mins) = scales_mins_k4(&b[4..16]);
     for (g, &s) in u.group_scales.iter_mut().zip(&sc) {
@@ -290,10 +315,10 @@ unsafe fn dot_packed_rows<const R: usize>(
         for r in 0..R {
             let b = &rows[r][i * bb..(i + 1) * bb];
             prefetch_ahead::<true>(b);
-            let (s, m, d, dm) = if dtype == GgmlType::Q4_K {
-                q4k_sums(b, y)
-            } else {
-                q6k_sums(b, y)
+            let (s, m, d, dm) = match dtype {
+                GgmlType::Q4_K => q4k_sums(b, y),
+                GgmlType::Q5_K => q5k_sums(b, y),
+                _ => q6k_sums(b, y),
             };
             acc[r] = (s as f32).mul_add(d * y.d, acc[r]);
             accm[r] = (m as f32).mul_add(dm * y.d, accm[r]);
@@ -328,6 +353,29 @@ unsafe fn q4k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
         bsums_dot(y, mins),
         super::avx2::f16_at(b, 0),
         super::avx2::f16_at(b, 2),
+    )
+}
+
+/// `(S, M, d, dm)` of one packed Q5_K block and one token, through an unpacked
+/// copy (no model we ship uses Q5_K; the sums are exact either way).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q5k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
+    let mut u = Unpacked::ZERO;
+    unpack_q5k(b, &mut u, true);
+    let mut sumi = [_mm512_setzero_si512(); 2];
+    for c in 0..4 {
+        let w = _mm512_load_si512(u.q.as_ptr().add(64 * c) as *const __m512i);
+        let s = _mm512_load_si512(u.scales.as_ptr().add(32 * c) as *const __m512i);
+        let yq = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c) as *const __m512i);
+        sumi[c & 1] = _mm512_dpwssd_epi32(sumi[c & 1], _mm512_maddubs_epi16(w, yq), s);
+    }
+    let mins = _mm256_load_si256(u.mins.as_ptr() as *const __m256i);
+    (
+        _mm512_reduce_add_epi32(_mm512_add_epi32(sumi[0], sumi[1])),
+        bsums_dot(y, mins),
+        u.d,
+        u.dm,
     )
 }
 
@@ -382,7 +430,7 @@ unsafe fn prefetch_ahead<const FAR: bool>(b: &[u8]) {
 
 /// Four (or `R`) unpacked rows · one [`TokenGroup`] of sixteen tokens: lane `t` of
 /// result `r` is row `r` · token `t`. `K` is the number of four-quant steps per
-/// scale group: 8 for Q4_K, 4 for Q6_K.
+/// scale group: 8 for Q4_K and Q5_K, 4 for Q6_K.
 ///
 /// # Safety
 /// [`available`] must be true, and every row must hold `acts.len()` blocks.
@@ -440,7 +488,7 @@ unsafe fn dot_group<const R: usize, const K: usize>(
     std::array::from_fn(|r| _mm512_sub_ps(acc[r], accm[r]))
 }
 
-/// `tile[r * n + t] = row r · token t` for a band of Q4_K or Q6_K rows: sixteen
+/// `tile[r * n + t] = row r · token t` for a band of Q4_K, Q5_K or Q6_K rows: sixteen
 /// tokens at a time from `groups` (which cover the first `16 * groups.len() /
 /// per_row` tokens, the last group possibly padded), the rest from `blocks` one
 /// row at a time.
@@ -484,7 +532,8 @@ pub unsafe fn dot_rows(
                 let acts = &groups[g * per_row..(g + 1) * per_row];
                 let next = if g == g0 { next } else { &[] };
                 let mut sums = [_mm512_setzero_ps(); 4];
-                match (dtype == GgmlType::Q4_K, rr) {
+                // Steps of four quants per scale group: 8 for Q4_K and Q5_K.
+                match (dtype != GgmlType::Q6_K, rr) {
                     (true, 4) => {
                         sums =
                             dot_group::<4, 8>(std::array::from_fn(|r| &unpacked[r][..]), acts, next)
