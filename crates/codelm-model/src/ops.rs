@@ -118,38 +118,25 @@ pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: &[f32], stride: usiz
         }
         return;
     }
-    for (o, w) in out
-        .chunks_exact_mut(width)
-        .zip(weights.chunks_exact(len.max(1)))
-    {
-        weighted_sum(o, &w[..len], src, stride);
+    // Indexed, not zipped with the weights' chunks: with no weights (`len` 0)
+    // every head's output must still be written (zeros).
+    for (h, o) in out.chunks_exact_mut(width.max(1)).enumerate() {
+        weighted_sum(o, &weights[h * len..(h + 1) * len], src, stride);
     }
 }
 
 /// Whether the AVX-512F versions can run (checked once, then cached by std).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::is_x86_feature_detected!("avx512f")
 }
 
 /// Whether the AVX2+FMA versions can run (checked once, then cached by std).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
 /// Dot product.
@@ -633,12 +620,9 @@ mod tests {
             let weights: Vec<f32> = (0..heads * len)
                 .map(|t| (t as f32 * 0.71).cos().abs())
                 .collect();
-            let mut expected = vec![0.0f32; heads * width];
-            for (o, w) in expected
-                .chunks_exact_mut(width)
-                .zip(weights.chunks_exact(len.max(1)))
-            {
-                weighted_sum(o, &w[..len], &src, stride);
+            let mut expected = vec![2.0f32; heads * width];
+            for (h, o) in expected.chunks_exact_mut(width).enumerate() {
+                weighted_sum(o, &weights[h * len..(h + 1) * len], &src, stride);
             }
             let mut got = vec![1.0f32; heads * width];
             weighted_sums(&mut got, &weights, &src, stride, heads);

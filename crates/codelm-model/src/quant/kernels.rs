@@ -317,8 +317,8 @@ pub fn dot_rows(
             return;
         }
     }
-    let mut unpacked: Vec<i8> = Vec::new();
-    let mut scales: Vec<f32> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    let (mut unpacked, mut scales): (Vec<i8>, Vec<f32>) = (Vec::new(), Vec::new());
     #[cfg(target_arch = "x86_64")]
     if let Activations::Q8K(blocks, per_row, groups) = acts {
         if matches!(dtype, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
@@ -578,85 +578,267 @@ fn unpack_legacy(dtype: GgmlType, b: &[u8], q: &mut [i32; 32]) -> (f32, f32) {
     }
 }
 
+/// The portable reference for the 32-element types: per block, the exact integer
+/// dot, then `acc += d·dy·sumi + m·sum`. On aarch64 the integer dot of Q4_0, Q5_0
+/// and Q8_0 runs on NEON ([`neon::legacy_sumi`]); it is exact, so the result is the
+/// same.
 fn dot_q8_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
     let mut q = [0i32; 32];
     let mut acc = 0.0f32;
     for (b, y) in row.chunks_exact(dtype.block_bytes()).zip(ys) {
+        #[cfg(target_arch = "aarch64")]
+        if matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
+            // SAFETY: NEON is part of the aarch64 baseline.
+            let sumi = unsafe { neon::legacy_sumi(dtype, b, y) };
+            acc += f16_at(b, 0) * y.d * sumi as f32 + 0.0 * y.sum;
+            continue;
+        }
         let (d, m) = unpack_legacy(dtype, b, &mut q);
-        let sumi: i32 = q.iter().zip(&y.qs).map(|(&a, &b)| a * b as i32).sum();
-        acc += d * y.d * sumi as f32 + m * y.sum;
+        acc += d * y.d * legacy_sumi(&q, y) as f32 + m * y.sum;
     }
     acc
 }
 
+/// `Σ q · y` of one unpacked legacy block.
+fn legacy_sumi(q: &[i32; 32], y: &BlockQ8) -> i32 {
+    q.iter().zip(&y.qs).map(|(&a, &b)| a * b as i32).sum()
+}
+
+/// The portable reference for the k-quants: per super-block, the exact integers
+/// `(sumi, summ)` ([`kquant_sums`]), then the same float operations. On aarch64
+/// the integers come from NEON ([`neon::kquant_sums`]), with the same result.
 fn dot_q8k_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
     let mut acc = 0.0f32;
+    #[cfg(not(target_arch = "aarch64"))]
     let mut q = [0i32; QK_K];
     for (b, y) in row.chunks_exact(dtype.block_bytes()).zip(ys) {
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is part of the aarch64 baseline.
+        let (sumi, summ) = unsafe { neon::kquant_sums(dtype, b, y) };
+        #[cfg(not(target_arch = "aarch64"))]
+        let (sumi, summ) = kquant_sums(dtype, b, y, &mut q);
         match dtype {
             GgmlType::Q4_K | GgmlType::Q5_K => {
-                let is_q5 = dtype == GgmlType::Q5_K;
                 let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-                let scales = &b[4..16];
-                let (qh, ql) = if is_q5 {
-                    (&b[16..48], &b[48..176])
-                } else {
-                    (&b[0..0], &b[16..144])
-                };
-                for chunk in 0..4 {
-                    for l in 0..32 {
-                        let (mut lo, mut hi) = (
-                            (ql[32 * chunk + l] & 0xF) as i32,
-                            (ql[32 * chunk + l] >> 4) as i32,
-                        );
-                        if is_q5 {
-                            lo += (((qh[l] >> (2 * chunk)) & 1) as i32) << 4;
-                            hi += (((qh[l] >> (2 * chunk + 1)) & 1) as i32) << 4;
-                        }
-                        q[64 * chunk + l] = lo;
-                        q[64 * chunk + 32 + l] = hi;
-                    }
-                }
-                let mut sumi = 0i32;
-                let mut summ = 0i32;
-                for j in 0..8 {
-                    let (sc, m) = scale_min_k4(j, scales);
-                    let dot: i32 = (0..32)
-                        .map(|l| q[32 * j + l] * y.qs[32 * j + l] as i32)
-                        .sum();
-                    sumi += sc as i32 * dot;
-                    summ += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
-                }
                 acc += d * y.d * sumi as f32 - dmin * y.d * summ as f32;
             }
-            GgmlType::Q6_K => {
-                let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
-                let d = f16_at(b, 208);
-                for half in 0..2 {
-                    let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
-                    for l in 0..32 {
-                        let base = 128 * half;
-                        q[base + l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                        q[base + l + 32] =
-                            ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                        q[base + l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                        q[base + l + 96] =
-                            ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-                    }
-                }
-                let mut sumi = 0i32;
-                for j in 0..16 {
-                    let dot: i32 = (0..16)
-                        .map(|l| q[16 * j + l] * y.qs[16 * j + l] as i32)
-                        .sum();
-                    sumi += (sc[j] as i8) as i32 * dot;
-                }
-                acc += d * y.d * sumi as f32;
-            }
+            GgmlType::Q6_K => acc += f16_at(b, 208) * y.d * sumi as f32,
             _ => unreachable!("not a k-quant"),
         }
     }
     acc
+}
+
+/// `(Σ_groups scale · Σ q · y, Σ_sub-blocks min · bsums)` of one k-quant block and
+/// one token (`summ` is 0 for Q6_K), in plain Rust (on aarch64, what the tests hold
+/// the NEON version to).
+#[cfg_attr(all(target_arch = "aarch64", not(test)), allow(dead_code))]
+fn kquant_sums(dtype: GgmlType, b: &[u8], y: &BlockQ8K, q: &mut [i32; QK_K]) -> (i32, i32) {
+    match dtype {
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            let is_q5 = dtype == GgmlType::Q5_K;
+            let scales = &b[4..16];
+            let (qh, ql) = if is_q5 {
+                (&b[16..48], &b[48..176])
+            } else {
+                (&b[0..0], &b[16..144])
+            };
+            for chunk in 0..4 {
+                for l in 0..32 {
+                    let (mut lo, mut hi) = (
+                        (ql[32 * chunk + l] & 0xF) as i32,
+                        (ql[32 * chunk + l] >> 4) as i32,
+                    );
+                    if is_q5 {
+                        lo += (((qh[l] >> (2 * chunk)) & 1) as i32) << 4;
+                        hi += (((qh[l] >> (2 * chunk + 1)) & 1) as i32) << 4;
+                    }
+                    q[64 * chunk + l] = lo;
+                    q[64 * chunk + 32 + l] = hi;
+                }
+            }
+            let mut sumi = 0i32;
+            let mut summ = 0i32;
+            for j in 0..8 {
+                let (sc, m) = scale_min_k4(j, scales);
+                let dot: i32 = (0..32)
+                    .map(|l| q[32 * j + l] * y.qs[32 * j + l] as i32)
+                    .sum();
+                sumi += sc as i32 * dot;
+                summ += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
+            }
+            (sumi, summ)
+        }
+        GgmlType::Q6_K => {
+            let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
+            for half in 0..2 {
+                let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
+                for l in 0..32 {
+                    let base = 128 * half;
+                    q[base + l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+                    q[base + l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                    q[base + l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                    q[base + l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                }
+            }
+            let mut sumi = 0i32;
+            for j in 0..16 {
+                let dot: i32 = (0..16)
+                    .map(|l| q[16 * j + l] * y.qs[16 * j + l] as i32)
+                    .sum();
+                sumi += (sc[j] as i8) as i32 * dot;
+            }
+            (sumi, 0)
+        }
+        _ => unreachable!("not a k-quant"),
+    }
+}
+
+/// NEON integer dots for aarch64 (NEON is part of its baseline): the exact sums
+/// of the portable reference, from 16-byte vectors (`smull` pairs accumulated
+/// with `sadalp`), so the reference's float operations give the same bits.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{BlockQ8, BlockQ8K};
+    use crate::quant::blocks::{scales_mins_k4, GgmlType};
+
+    /// Lane `j` holds bit `j % 8`: tests the bits of two bytes spread over 16 lanes.
+    static BITS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+
+    /// `acc + Σ w · y` over sixteen signed bytes (products fit i16, pairs i32).
+    #[inline]
+    unsafe fn mul_acc(acc: int32x4_t, w: int8x16_t, y: int8x16_t) -> int32x4_t {
+        let lo = vmull_s8(vget_low_s8(w), vget_low_s8(y));
+        let hi = vmull_high_s8(w, y);
+        vpadalq_s16(vpadalq_s16(acc, lo), hi)
+    }
+
+    /// `Σ w · y` over sixteen signed bytes.
+    #[inline]
+    unsafe fn dot16(w: int8x16_t, y: *const i8) -> i32 {
+        vaddvq_s32(mul_acc(vdupq_n_s32(0), w, vld1q_s8(y)))
+    }
+
+    /// 16 · (bit `j` of the 16-bit `bits`) in lane `j`.
+    #[inline]
+    unsafe fn fifth_bits(bits: u16) -> uint8x16_t {
+        let v = vcombine_u8(vdup_n_u8(bits as u8), vdup_n_u8((bits >> 8) as u8));
+        vandq_u8(vtstq_u8(v, vld1q_u8(BITS.as_ptr())), vdupq_n_u8(16))
+    }
+
+    /// `Σ q · y` of one Q4_0, Q5_0 or Q8_0 block.
+    pub unsafe fn legacy_sumi(dtype: GgmlType, b: &[u8], y: &BlockQ8) -> i32 {
+        assert!(b.len() >= dtype.block_bytes());
+        let (w0, w1) = match dtype {
+            GgmlType::Q8_0 => (
+                vld1q_s8(b.as_ptr().add(2).cast()),
+                vld1q_s8(b.as_ptr().add(18).cast()),
+            ),
+            GgmlType::Q4_0 => {
+                let raw = vld1q_u8(b.as_ptr().add(2));
+                let eight = vdupq_n_s8(8);
+                (
+                    vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0xF))), eight),
+                    vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8::<4>(raw)), eight),
+                )
+            }
+            GgmlType::Q5_0 => {
+                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let raw = vld1q_u8(b.as_ptr().add(6));
+                let lo = vorrq_u8(vandq_u8(raw, vdupq_n_u8(0xF)), fifth_bits(qh as u16));
+                let hi = vorrq_u8(vshrq_n_u8::<4>(raw), fifth_bits((qh >> 16) as u16));
+                let sixteen = vdupq_n_s8(16);
+                (
+                    vsubq_s8(vreinterpretq_s8_u8(lo), sixteen),
+                    vsubq_s8(vreinterpretq_s8_u8(hi), sixteen),
+                )
+            }
+            _ => unreachable!("no NEON kernel for {dtype:?}"),
+        };
+        let acc = mul_acc(vdupq_n_s32(0), w0, vld1q_s8(y.qs.as_ptr()));
+        vaddvq_s32(mul_acc(acc, w1, vld1q_s8(y.qs.as_ptr().add(16))))
+    }
+
+    /// [`super::kquant_sums`] of one Q4_K, Q5_K or Q6_K block.
+    pub unsafe fn kquant_sums(dtype: GgmlType, b: &[u8], y: &BlockQ8K) -> (i32, i32) {
+        assert!(b.len() >= dtype.block_bytes());
+        let ys = y.qs.as_ptr();
+        let low4 = vdupq_n_u8(0xF);
+        match dtype {
+            GgmlType::Q4_K | GgmlType::Q5_K => {
+                let is_q5 = dtype == GgmlType::Q5_K;
+                let ql = b.as_ptr().add(if is_q5 { 48 } else { 16 });
+                let qh = [vld1q_u8(b.as_ptr().add(16)), vld1q_u8(b.as_ptr().add(32))];
+                let (sc, mins) = scales_mins_k4(&b[4..16]);
+                let mut sumi = 0i32;
+                for chunk in 0..4 {
+                    let mut dots = [0i32; 2];
+                    for (part, qh) in qh.iter().enumerate() {
+                        let raw = vld1q_u8(ql.add(32 * chunk + 16 * part));
+                        let mut lo = vandq_u8(raw, low4);
+                        let mut hi = vshrq_n_u8::<4>(raw);
+                        if is_q5 {
+                            let sixteen = vdupq_n_u8(16);
+                            let bit =
+                                |k: usize| vandq_u8(vtstq_u8(*qh, vdupq_n_u8(1 << k)), sixteen);
+                            lo = vorrq_u8(lo, bit(2 * chunk));
+                            hi = vorrq_u8(hi, bit(2 * chunk + 1));
+                        }
+                        // Quants are at most 31: as signed bytes they are the same.
+                        let at = 64 * chunk + 16 * part;
+                        dots[0] += dot16(vreinterpretq_s8_u8(lo), ys.add(at));
+                        dots[1] += dot16(vreinterpretq_s8_u8(hi), ys.add(at + 32));
+                    }
+                    sumi += sc[2 * chunk] as i32 * dots[0] + sc[2 * chunk + 1] as i32 * dots[1];
+                }
+                let summ = (0..8)
+                    .map(|j| mins[j] as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32))
+                    .sum();
+                (sumi, summ)
+            }
+            GgmlType::Q6_K => {
+                let sc = &b[192..208];
+                let thirty_two = vdupq_n_s8(32);
+                let three = vdupq_n_u8(3);
+                let mut sumi = 0i32;
+                for half in 0..2 {
+                    let ql = b.as_ptr().add(64 * half);
+                    let qh = b.as_ptr().add(128 + 32 * half);
+                    for l in [0, 16] {
+                        let (a, c, h) = (
+                            vld1q_u8(ql.add(l)),
+                            vld1q_u8(ql.add(l + 32)),
+                            vld1q_u8(qh.add(l)),
+                        );
+                        let high = |shift: usize| {
+                            let bits = match shift {
+                                0 => h,
+                                2 => vshrq_n_u8::<2>(h),
+                                4 => vshrq_n_u8::<4>(h),
+                                _ => vshrq_n_u8::<6>(h),
+                            };
+                            vshlq_n_u8::<4>(vandq_u8(bits, three))
+                        };
+                        let quants = [
+                            vorrq_u8(vandq_u8(a, low4), high(0)),
+                            vorrq_u8(vandq_u8(c, low4), high(2)),
+                            vorrq_u8(vshrq_n_u8::<4>(a), high(4)),
+                            vorrq_u8(vshrq_n_u8::<4>(c), high(6)),
+                        ];
+                        for (k, q) in quants.iter().enumerate() {
+                            let at = 128 * half + l + 32 * k;
+                            let w = vsubq_s8(vreinterpretq_s8_u8(*q), thirty_two);
+                            sumi += (sc[at / 16] as i8) as i32 * dot16(w, ys.add(at));
+                        }
+                    }
+                }
+                (sumi, 0)
+            }
+            _ => unreachable!("no NEON kernel for {dtype:?}"),
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1907,6 +2089,53 @@ mod tests {
                 let got = dot_q8(dtype, &row, ys, true);
                 let want = canonical(dtype, &row, ys);
                 assert_eq!(got.to_bits(), want.to_bits(), "{dtype:?} cols={cols}");
+            }
+        }
+    }
+
+    /// The NEON integer sums equal the plain ones on every block, including extreme
+    /// quants (all bits set, or none).
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn neon_integer_sums_equal_plain_ones() {
+        let types = [
+            GgmlType::Q4_0,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q5_K,
+            GgmlType::Q6_K,
+        ];
+        for dtype in types {
+            let cols = 4 * QK_K;
+            let mut rows = vec![quantize_row(dtype, &random(cols, 11, 3.0))];
+            // Random bytes make every bit pattern a weight can hold.
+            let mut junk = quantize_row(dtype, &random(cols, 12, 1.0));
+            for (i, b) in junk.iter_mut().enumerate() {
+                *b = (i as u32).wrapping_mul(2654435761).rotate_left(7) as u8;
+            }
+            rows.push(junk);
+            rows.push(vec![0xFF; rows[0].len()]);
+            let x = random(cols, 13, 2.0);
+            let acts = Activations::quantize(dtype, &x, 1, cols);
+            for row in &rows {
+                for (i, b) in row.chunks_exact(dtype.block_bytes()).enumerate() {
+                    match &acts {
+                        Activations::Q8(ys, ..) => {
+                            let mut q = [0i32; 32];
+                            unpack_legacy(dtype, b, &mut q);
+                            let neon = unsafe { neon::legacy_sumi(dtype, b, &ys[i]) };
+                            assert_eq!(neon, legacy_sumi(&q, &ys[i]), "{dtype:?} block {i}");
+                        }
+                        Activations::Q8K(ys, ..) => {
+                            let mut q = [0i32; QK_K];
+                            let plain = kquant_sums(dtype, b, &ys[i], &mut q);
+                            let neon = unsafe { neon::kquant_sums(dtype, b, &ys[i]) };
+                            assert_eq!(neon, plain, "{dtype:?} block {i}");
+                        }
+                        Activations::F32(..) => unreachable!(),
+                    }
+                }
             }
         }
     }
