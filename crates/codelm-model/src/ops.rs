@@ -1,5 +1,8 @@
 //! Small element-wise and row-wise operations of the forward pass.
 
+#[cfg(target_arch = "x86_64")]
+use crate::isa::{self, Isa};
+
 /// `x ← x / rms(x) · weight`, row by row (`xs` is `(n, weight.len())`).
 pub fn rms_norm(xs: &mut [f32], weight: &[f32], eps: f32) {
     for row in xs.chunks_exact_mut(weight.len()) {
@@ -129,14 +132,16 @@ pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: &[f32], stride: usiz
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
+    isa::allowed(Isa::Avx512) && std::is_x86_feature_detected!("avx512f")
 }
 
 /// Whether the AVX2+FMA versions can run (checked once, then cached by std).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    isa::allowed(Isa::Avx2)
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
 }
 
 /// Dot product.
@@ -526,9 +531,14 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isa::{at_every_level, Isa};
 
     #[test]
     fn rms_norm_unit_weight_gives_unit_rms() {
+        at_every_level(rms_norm_unit_weight_gives_unit_rms_at);
+    }
+
+    fn rms_norm_unit_weight_gives_unit_rms_at(_: Isa) {
         let mut xs = vec![3.0, 4.0, 0.0, 0.0];
         rms_norm(&mut xs, &[1.0; 4], 0.0);
         let rms = (xs.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
@@ -537,6 +547,10 @@ mod tests {
 
     #[test]
     fn dot_and_axpy_match_plain_loops_for_odd_lengths() {
+        at_every_level(dot_and_axpy_match_plain_loops_for_odd_lengths_at);
+    }
+
+    fn dot_and_axpy_match_plain_loops_for_odd_lengths_at(_: Isa) {
         for n in [0, 1, 7, 8, 15, 16, 17, 64, 100] {
             let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
@@ -554,6 +568,10 @@ mod tests {
     /// widths with and without a tail, one pass or several.
     #[test]
     fn weighted_sum_equals_repeated_axpy() {
+        at_every_level(weighted_sum_equals_repeated_axpy_at);
+    }
+
+    fn weighted_sum_equals_repeated_axpy_at(_: Isa) {
         for (width, stride, rows) in [
             (64, 128, 37),
             (128, 256, 5),
@@ -580,6 +598,10 @@ mod tests {
     /// without a partial pass, both head sizes of the fast path and another.
     #[test]
     fn scores_match_dot_products() {
+        at_every_level(scores_match_dot_products_at);
+    }
+
+    fn scores_match_dot_products_at(_: Isa) {
         for (hd, group, stride, len) in [
             (64, 7, 128, 37),
             (64, 7, 128, 16),
@@ -607,6 +629,10 @@ mod tests {
     /// Several heads at once are bit-identical to `weighted_sum` per head.
     #[test]
     fn weighted_sums_equal_weighted_sum_per_head() {
+        at_every_level(weighted_sums_equal_weighted_sum_per_head_at);
+    }
+
+    fn weighted_sums_equal_weighted_sum_per_head_at(_: Isa) {
         for (width, heads, stride, len) in [
             (64, 7, 128, 37),
             (128, 6, 256, 5),
@@ -633,6 +659,10 @@ mod tests {
 
     #[test]
     fn softmax_matches_the_exponential_formula() {
+        at_every_level(softmax_matches_the_exponential_formula_at);
+    }
+
+    fn softmax_matches_the_exponential_formula_at(_: Isa) {
         for n in [1, 5, 16, 17, 100, 577] {
             let xs: Vec<f32> = (0..n).map(|i| (i as f32 * 0.93).sin() * 12.0).collect();
             let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -652,6 +682,10 @@ mod tests {
 
     #[test]
     fn exp_matches_f64_and_is_zero_far_below() {
+        at_every_level(exp_matches_f64_and_is_zero_far_below_at);
+    }
+
+    fn exp_matches_f64_and_is_zero_far_below_at(_: Isa) {
         let mut xs: Vec<f32> = (0..1000).map(|i| -100.0 + i as f32 * 0.1877).collect();
         xs.extend([-104.5, -1e30, f32::NEG_INFINITY, f32::NAN, 0.0]);
         let expected: Vec<f64> = xs.iter().map(|&x| f64::from(x).exp()).collect();
@@ -671,6 +705,10 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_survives_large_logits() {
+        at_every_level(softmax_sums_to_one_and_survives_large_logits_at);
+    }
+
+    fn softmax_sums_to_one_and_survives_large_logits_at(_: Isa) {
         let mut xs = vec![1000.0, 1000.0, -1000.0];
         softmax(&mut xs);
         assert!((xs[0] - 0.5).abs() < 1e-6 && xs[2] == 0.0);

@@ -2,17 +2,21 @@
 //!
 //! Activations are quantized once per matmul: Q8_0 (blocks of 32) for the legacy
 //! types and Q8_K (blocks of 256 with 16-element sums) for the k-quants, so the
-//! inner loops are integer multiply-adds. Each kernel has a portable scalar version,
-//! which is the reference, and an AVX2+FMA version chosen at run time; Q4_0, Q5_0
-//! and Q8_0 (module `avx512`) and Q4_K, Q6_K (module `kquant512`) also have
-//! AVX-512 VNNI versions, preferred where the CPU has them. Each of those modules
-//! states the one arithmetic all of its tilings share, so that a token's result
-//! never depends on how many tokens share the call.
+//! inner loops are integer multiply-adds (float rows take float activations). Each
+//! kernel has a portable version, which is the reference (its exact integer sums
+//! run on NEON on aarch64, module `neon`), and on x86-64 faster ones chosen at run
+//! time: AVX2+FMA for Q4_0, Q5_0, Q8_0, Q4_K, Q6_K and the float types; AVX-512
+//! VNNI for Q4_0, Q5_0 and Q8_0 (module `avx512`) and Q4_K, Q5_K, Q6_K (module
+//! `kquant512`), preferred where the CPU has them. Each of those modules states the
+//! one arithmetic all of its tilings share, so that a token's result never depends
+//! on how many tokens share the call.
 
 use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::blocks::{f16_at, scale_min_k4, GgmlType, QK_K};
+#[cfg(target_arch = "x86_64")]
+use crate::isa::{self, Isa};
 
 #[cfg(target_arch = "x86_64")]
 mod kquant512;
@@ -183,9 +187,7 @@ impl<'a> Activations<'a> {
                 // Full groups of sixteen, and a last one padded with zero tokens
                 // when it has enough tokens to beat one-row-at-a-time.
                 #[cfg(target_arch = "x86_64")]
-                let n_groups = if matches!(dtype, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
-                    && kquant512::available()
-                {
+                let n_groups = if kquant512::available() {
                     n / 16 + usize::from(n % 16 >= kquant512::MIN_PADDED_GROUP)
                 } else {
                     0
@@ -457,7 +459,8 @@ fn has_avx512() -> bool {
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2")
+        isa::allowed(Isa::Avx2)
+            && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
             && std::is_x86_feature_detected!("f16c")
     }
@@ -1929,6 +1932,17 @@ mod tests {
             .collect()
     }
 
+    use crate::isa::{at_every_level, Isa};
+
+    /// The cap of [`at_every_level`] reaches this module's dispatch.
+    #[test]
+    fn capped_levels_take_the_lower_paths() {
+        at_every_level(|isa| {
+            assert!(isa >= Isa::Avx512 || !has_avx512());
+            assert!(isa >= Isa::Avx2 || !has_avx2());
+        });
+    }
+
     const ALL: [GgmlType; 11] = [
         GgmlType::F32,
         GgmlType::F16,
@@ -1947,6 +1961,10 @@ mod tests {
     /// extreme scales and odd block counts.
     #[test]
     fn kernels_match_dequantized_reference() {
+        at_every_level(kernels_match_dequantized_reference_at);
+    }
+
+    fn kernels_match_dequantized_reference_at(isa: Isa) {
         for dtype in ALL {
             for (cols, scale) in [(256, 1.0), (768, 1e-3), (1280, 300.0), (512, 0.0)] {
                 let w = random(cols, cols as u64 + 1, scale);
@@ -1966,7 +1984,7 @@ mod tests {
                     let err = (got - reference).abs() / norm;
                     assert!(
                         err < 0.01,
-                        "{dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}"
+                        "{isa:?} {dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}"
                     );
                 }
             }
@@ -1979,6 +1997,10 @@ mod tests {
     /// (the AVX-512 kernels take blocks sixteen at a time).
     #[test]
     fn dot_rows_matches_scalar_dots_for_every_tiling() {
+        at_every_level(dot_rows_matches_scalar_dots_for_every_tiling_at);
+    }
+
+    fn dot_rows_matches_scalar_dots_for_every_tiling_at(isa: Isa) {
         let n_rows = 7;
         for (dtype, cols) in ALL.into_iter().flat_map(|dtype| {
             let all_cols: &[usize] = match dtype.block_size() {
@@ -2001,7 +2023,7 @@ mod tests {
                 if let Activations::Q8(_, _, groups) = &acts {
                     // Where AVX-512 runs, this test covers its kernels.
                     let wide = has_avx512() && unsigned_offset(dtype).is_some();
-                    assert_eq!(!groups.is_empty(), wide, "{dtype:?}");
+                    assert_eq!(!groups.is_empty(), wide, "{isa:?} {dtype:?}");
                 }
                 let mut tile = vec![0f32; n_rows * n];
                 dot_rows(dtype, row_bytes, &rows, &acts, &mut tile);
@@ -2036,11 +2058,11 @@ mod tests {
                         assert_eq!(
                             got.to_bits(),
                             fast.to_bits(),
-                            "{dtype:?} cols={cols} n={n} row {r} token {t}"
+                            "{isa:?} {dtype:?} cols={cols} n={n} row {r} token {t}"
                         );
                         assert!(
                             (got - expected).abs() <= 1e-4 * expected.abs().max(1.0),
-                            "{dtype:?} cols={cols} n={n} row {r} token {t}: {got} vs {expected}"
+                            "{isa:?} {dtype:?} cols={cols} n={n} row {r} token {t}: {got} vs {expected}"
                         );
                     }
                 }
@@ -2181,6 +2203,10 @@ mod tests {
 
     #[test]
     fn avx2_equals_scalar_on_integer_paths() {
+        at_every_level(avx2_equals_scalar_on_integer_paths_at);
+    }
+
+    fn avx2_equals_scalar_on_integer_paths_at(isa: Isa) {
         if !has_avx2() {
             return;
         }
@@ -2207,7 +2233,7 @@ mod tests {
             };
             assert!(
                 (a - b).abs() <= 1e-4 * a.abs().max(1.0),
-                "{dtype:?}: scalar {a} avx2 {b}"
+                "{isa:?} {dtype:?}: scalar {a} fast {b}"
             );
         }
     }

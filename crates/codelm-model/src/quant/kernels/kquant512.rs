@@ -1,7 +1,7 @@
 //! AVX-512 kernels for the k-quants Q4_K, Q5_K and Q6_K.
 //!
 //! A weight row is first decoded into [`Unpacked`] super-blocks, a layout shared by
-//! both types: 256 unsigned quants in the order of the activations, the scales,
+//! all three types: 256 unsigned quants in the order of the activations, the scales,
 //! the weights of the activations' 16-element sums ("mins"), and two float
 //! factors. Every kernel computes, per super-block and token, two exact integers
 //!
@@ -63,7 +63,8 @@ impl Unpacked {
 
 /// Whether this CPU runs these kernels.
 pub fn available() -> bool {
-    super::has_avx2()
+    crate::isa::allowed(crate::isa::Isa::Avx512)
+        && super::has_avx2()
         && std::is_x86_feature_detected!("avx512f")
         && std::is_x86_feature_detected!("avx512bw")
         && std::is_x86_feature_detected!("avx512vl")
