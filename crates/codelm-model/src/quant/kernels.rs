@@ -5,7 +5,7 @@
 //! inner loops are integer multiply-adds (float rows take float activations). Each
 //! kernel has a portable version, which is the reference (its exact integer sums
 //! run on NEON on aarch64, module `neon`), and on x86-64 faster ones chosen at run
-//! time: AVX2+FMA for Q4_0, Q5_0, Q8_0, Q4_K, Q6_K and the float types; AVX-512
+//! time: AVX2+FMA for Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K and the float types; AVX-512
 //! VNNI for Q4_0, Q5_0 and Q8_0 (module `avx512`) and Q4_K, Q5_K, Q6_K (module
 //! `kquant512`), preferred where the CPU has them. Each of those modules states the
 //! one arithmetic all of its tilings share, so that a token's result never depends
@@ -411,7 +411,8 @@ pub fn dot_rows(
                 }
                 Activations::Q8K(blocks, per_row, _) => {
                     #[cfg(target_arch = "x86_64")]
-                    if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q6_K) {
+                    if use_avx2 && matches!(dtype, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+                    {
                         // Four tokens per pass: each weight super-block is decoded once
                         // into registers and multiplied with all four.
                         let mut t = 0;
@@ -537,7 +538,7 @@ pub fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K], fast: bool) -> f32 
             // SAFETY: the AVX-512 features were detected at run time.
             return unsafe { kquant512::dot_row(dtype, row, ys) };
         }
-        if has_avx2() && dtype != GgmlType::Q5_K {
+        if has_avx2() {
             // SAFETY: AVX2, FMA and F16C were detected at run time.
             return unsafe { avx2::dot_q8k(dtype, row, ys) };
         }
@@ -1118,14 +1119,13 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
         let bb = dtype.block_bytes();
-        let low4 = _mm256_set1_epi8(0xF);
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut acc_min = [0.0f32; 4];
         for (i, b) in row.chunks_exact(bb).enumerate() {
             let y: [&BlockQ8K; 4] = std::array::from_fn(|t| ys[t].get_unchecked(i));
             let mut sumi = [_mm256_setzero_si256(); 4];
             let d;
-            if dtype == GgmlType::Q4_K {
+            if dtype != GgmlType::Q6_K {
                 d = f16_at(b, 0);
                 let dmin = f16_at(b, 2);
                 let (sc, mins) = scales_mins_k4(&b[4..16]);
@@ -1135,9 +1135,7 @@ mod avx2 {
                     acc_min[t] += (dmin * y[t].d) * summ as f32;
                 }
                 for chunk in 0..4 {
-                    let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
-                    let lo = _mm256_and_si256(q, low4);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                    let (lo, hi) = k4_quants(dtype, b, chunk);
                     let s1 = _mm256_set1_epi16(sc[2 * chunk] as i16);
                     let s2 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
                     for t in 0..4 {
@@ -1189,16 +1187,41 @@ mod avx2 {
         std::array::from_fn(|t| hsum(acc[t]) - acc_min[t])
     }
 
+    /// The unsigned quants of chunk `c` of a Q4_K or Q5_K block: elements
+    /// `64c..64c + 32` (low nibbles) and `64c + 32..64c + 64` (high nibbles), plus
+    /// for Q5_K 16 times bit `2c` or `2c + 1` of `qh`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k4_quants(dtype: GgmlType, b: &[u8], c: usize) -> (__m256i, __m256i) {
+        let low4 = _mm256_set1_epi8(0xF);
+        let at = if dtype == GgmlType::Q5_K { 48 } else { 16 };
+        let q = _mm256_loadu_si256(b.as_ptr().add(at + 32 * c) as *const __m256i);
+        let lo = _mm256_and_si256(q, low4);
+        let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        if dtype != GgmlType::Q5_K {
+            return (lo, hi);
+        }
+        let qh = _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i);
+        let sixteen = _mm256_set1_epi8(16);
+        let bit = |k: usize| {
+            let m = _mm256_set1_epi8((1u8 << k) as i8);
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m), sixteen)
+        };
+        (
+            _mm256_or_si256(lo, bit(2 * c)),
+            _mm256_or_si256(hi, bit(2 * c + 1)),
+        )
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
         let bb = dtype.block_bytes();
         let mut acc = _mm256_setzero_ps();
         let mut acc_min = 0.0f32;
-        let low4 = _mm256_set1_epi8(0xF);
         for (b, y) in row.chunks_exact(bb).zip(ys) {
             let mut sumi = _mm256_setzero_si256();
             let d;
-            if dtype == GgmlType::Q4_K {
+            if dtype != GgmlType::Q6_K {
                 d = f16_at(b, 0) * y.d;
                 let dmin = f16_at(b, 2) * y.d;
                 let scales = &b[4..16];
@@ -1209,9 +1232,7 @@ mod avx2 {
                     summ += m1 as i32 * (y.bsums[4 * chunk] as i32 + y.bsums[4 * chunk + 1] as i32);
                     summ +=
                         m2 as i32 * (y.bsums[4 * chunk + 2] as i32 + y.bsums[4 * chunk + 3] as i32);
-                    let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
-                    let lo = _mm256_and_si256(q, low4);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                    let (lo, hi) = k4_quants(dtype, b, chunk);
                     let y_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk) as *const __m256i);
                     let y_hi =
                         _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk + 32) as *const __m256i);
@@ -2215,6 +2236,7 @@ mod tests {
             GgmlType::Q5_0,
             GgmlType::Q8_0,
             GgmlType::Q4_K,
+            GgmlType::Q5_K,
             GgmlType::Q6_K,
         ] {
             let cols = 1024;
