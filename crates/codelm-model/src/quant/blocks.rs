@@ -243,51 +243,70 @@ fn dequantize_block(dtype: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q4_K | GgmlType::Q5_K => {
-            let is_q5 = dtype == GgmlType::Q5_K;
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-            let scales = &b[4..16];
+            let mut q = [0i32; QK_K];
+            kquant_ints(dtype, b, &mut q);
+            for j in 0..8 {
+                let (sc, m) = scale_min_k4(j, &b[4..16]);
+                let (dj, minj) = (d * sc as f32, dmin * m as f32);
+                for l in 0..32 {
+                    y[32 * j + l] = dj * q[32 * j + l] as f32 - minj;
+                }
+            }
+        }
+        GgmlType::Q6_K => {
+            let d = f16_at(b, 208);
+            let mut q = [0i32; QK_K];
+            kquant_ints(dtype, b, &mut q);
+            for (j, sc) in b[192..208].iter().enumerate() {
+                for l in 0..16 {
+                    y[16 * j + l] = d * (*sc as i8) as f32 * q[16 * j + l] as f32;
+                }
+            }
+        }
+    }
+}
+
+/// The 256 quants of a Q4_K or Q5_K block (unsigned, `0..32`) or of a Q6_K block
+/// (`−32..32`), in element order.
+pub(crate) fn kquant_ints(dtype: GgmlType, b: &[u8], q: &mut [i32; QK_K]) {
+    match dtype {
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            let is_q5 = dtype == GgmlType::Q5_K;
             let (qh, ql) = if is_q5 {
                 (&b[16..48], &b[48..176])
             } else {
                 (&b[0..0], &b[16..144])
             };
             for chunk in 0..4 {
-                let (sc1, m1) = scale_min_k4(2 * chunk, scales);
-                let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
-                let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
-                let (d2, min2) = (d * sc2 as f32, dmin * m2 as f32);
-                let q = &ql[32 * chunk..32 * chunk + 32];
                 for l in 0..32 {
-                    let (mut lo, mut hi) = ((q[l] & 0xF) as u32, (q[l] >> 4) as u32);
+                    let (mut lo, mut hi) = (
+                        (ql[32 * chunk + l] & 0xF) as i32,
+                        (ql[32 * chunk + l] >> 4) as i32,
+                    );
                     if is_q5 {
-                        lo += (((qh[l] >> (2 * chunk)) & 1) as u32) << 4;
-                        hi += (((qh[l] >> (2 * chunk + 1)) & 1) as u32) << 4;
+                        lo += (((qh[l] >> (2 * chunk)) & 1) as i32) << 4;
+                        hi += (((qh[l] >> (2 * chunk + 1)) & 1) as i32) << 4;
                     }
-                    y[64 * chunk + l] = d1 * lo as f32 - min1;
-                    y[64 * chunk + 32 + l] = d2 * hi as f32 - min2;
+                    q[64 * chunk + l] = lo;
+                    q[64 * chunk + 32 + l] = hi;
                 }
             }
         }
         GgmlType::Q6_K => {
-            let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
-            let d = f16_at(b, 208);
+            let (ql, qh) = (&b[0..128], &b[128..192]);
             for half in 0..2 {
                 let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
-                let sc = &sc[8 * half..];
-                let y = &mut y[128 * half..];
+                let q = &mut q[128 * half..];
                 for l in 0..32 {
-                    let is = l / 16;
-                    let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                    let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                    let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                    let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-                    y[l] = d * (sc[is] as i8) as f32 * q1 as f32;
-                    y[l + 32] = d * (sc[is + 2] as i8) as f32 * q2 as f32;
-                    y[l + 64] = d * (sc[is + 4] as i8) as f32 * q3 as f32;
-                    y[l + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
+                    q[l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+                    q[l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                    q[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                    q[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
                 }
             }
         }
+        _ => unreachable!("not a k-quant"),
     }
 }
 

@@ -14,7 +14,7 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::blocks::{f16_at, scale_min_k4, GgmlType, QK_K};
+use super::blocks::{f16_at, kquant_ints, scale_min_k4, GgmlType, QK_K};
 #[cfg(target_arch = "x86_64")]
 use crate::isa::{self, Isa};
 
@@ -591,14 +591,19 @@ fn dot_q8_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8]) -> f32 {
     let mut acc = 0.0f32;
     for (b, y) in row.chunks_exact(dtype.block_bytes()).zip(ys) {
         #[cfg(target_arch = "aarch64")]
-        if matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
-            // SAFETY: NEON is part of the aarch64 baseline.
-            let sumi = unsafe { neon::legacy_sumi(dtype, b, y) };
-            acc += f16_at(b, 0) * y.d * sumi as f32 + 0.0 * y.sum;
-            continue;
-        }
-        let (d, m) = unpack_legacy(dtype, b, &mut q);
-        acc += d * y.d * legacy_sumi(&q, y) as f32 + m * y.sum;
+        let (d, m, sumi) = if matches!(dtype, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0) {
+            // SAFETY: NEON is part of the aarch64 baseline. These types have no min.
+            (f16_at(b, 0), 0.0, unsafe { neon::legacy_sumi(dtype, b, y) })
+        } else {
+            let (d, m) = unpack_legacy(dtype, b, &mut q);
+            (d, m, legacy_sumi(&q, y))
+        };
+        #[cfg(not(target_arch = "aarch64"))]
+        let (d, m, sumi) = {
+            let (d, m) = unpack_legacy(dtype, b, &mut q);
+            (d, m, legacy_sumi(&q, y))
+        };
+        acc += d * y.d * sumi as f32 + m * y.sum;
     }
     acc
 }
@@ -638,63 +643,25 @@ fn dot_q8k_scalar(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
 /// the NEON version to).
 #[cfg_attr(all(target_arch = "aarch64", not(test)), allow(dead_code))]
 fn kquant_sums(dtype: GgmlType, b: &[u8], y: &BlockQ8K, q: &mut [i32; QK_K]) -> (i32, i32) {
+    kquant_ints(dtype, b, q);
+    let dot = |at: usize, n: usize| -> i32 { (at..at + n).map(|k| q[k] * y.qs[k] as i32).sum() };
     match dtype {
         GgmlType::Q4_K | GgmlType::Q5_K => {
-            let is_q5 = dtype == GgmlType::Q5_K;
-            let scales = &b[4..16];
-            let (qh, ql) = if is_q5 {
-                (&b[16..48], &b[48..176])
-            } else {
-                (&b[0..0], &b[16..144])
-            };
-            for chunk in 0..4 {
-                for l in 0..32 {
-                    let (mut lo, mut hi) = (
-                        (ql[32 * chunk + l] & 0xF) as i32,
-                        (ql[32 * chunk + l] >> 4) as i32,
-                    );
-                    if is_q5 {
-                        lo += (((qh[l] >> (2 * chunk)) & 1) as i32) << 4;
-                        hi += (((qh[l] >> (2 * chunk + 1)) & 1) as i32) << 4;
-                    }
-                    q[64 * chunk + l] = lo;
-                    q[64 * chunk + 32 + l] = hi;
-                }
-            }
             let mut sumi = 0i32;
             let mut summ = 0i32;
             for j in 0..8 {
-                let (sc, m) = scale_min_k4(j, scales);
-                let dot: i32 = (0..32)
-                    .map(|l| q[32 * j + l] * y.qs[32 * j + l] as i32)
-                    .sum();
-                sumi += sc as i32 * dot;
+                let (sc, m) = scale_min_k4(j, &b[4..16]);
+                sumi += sc as i32 * dot(32 * j, 32);
                 summ += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
             }
             (sumi, summ)
         }
-        GgmlType::Q6_K => {
-            let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
-            for half in 0..2 {
-                let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
-                for l in 0..32 {
-                    let base = 128 * half;
-                    q[base + l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                    q[base + l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                    q[base + l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                    q[base + l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-                }
-            }
-            let mut sumi = 0i32;
-            for j in 0..16 {
-                let dot: i32 = (0..16)
-                    .map(|l| q[16 * j + l] * y.qs[16 * j + l] as i32)
-                    .sum();
-                sumi += (sc[j] as i8) as i32 * dot;
-            }
+        _ => {
+            let sumi = (0..16)
+                .map(|j| (b[192 + j] as i8) as i32 * dot(16 * j, 16))
+                .sum();
             (sumi, 0)
         }
-        _ => unreachable!("not a k-quant"),
     }
 }
 
@@ -1192,7 +1159,7 @@ mod avx2 {
     /// for Q5_K 16 times bit `2c` or `2c + 1` of `qh`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn k4_quants(dtype: GgmlType, b: &[u8], c: usize) -> (__m256i, __m256i) {
+    pub(super) unsafe fn k4_quants(dtype: GgmlType, b: &[u8], c: usize) -> (__m256i, __m256i) {
         let low4 = _mm256_set1_epi8(0xF);
         let at = if dtype == GgmlType::Q5_K { 48 } else { 16 };
         let q = _mm256_loadu_si256(b.as_ptr().add(at + 32 * c) as *const __m256i);

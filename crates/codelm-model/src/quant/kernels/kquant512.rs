@@ -118,8 +118,7 @@ pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>, l
     for (b, u) in row.chunks_exact(bb).zip(out.iter_mut()) {
         prefetch_ahead::<false>(b);
         match dtype {
-            GgmlType::Q4_K => unpack_q4k(b, u, lanes),
-            GgmlType::Q5_K => unpack_q5k(b, u, lanes),
+            GgmlType::Q4_K | GgmlType::Q5_K => unpack_k4(dtype, b, u, lanes),
             _ => unpack_q6k(b, u, lanes),
         }
     }
@@ -137,39 +136,12 @@ unsafe fn store_scales(u: &mut Unpacked, widened: __m512i, index: &[[i16; 32]; 4
     }
 }
 
+/// Q4_K and Q5_K: the quants (see `avx2::k4_quants`), scales, mins and factors.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_q4k(b: &[u8], u: &mut Unpacked, lanes: bool) {
-    unpack_k4(b, 16, None, u, lanes);
-}
-
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_q5k(b: &[u8], u: &mut Unpacked, lanes: bool) {
-    let qh = _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i);
-    unpack_k4(b, 48, Some(qh), u, lanes);
-}
-
-/// Q4_K and Q5_K: nibbles at `at` (element `64c + l` is the low nibble of byte
-/// `32c + l` for `l < 32`, the high one of byte `32c + l - 32` otherwise), plus,
-/// for Q5_K, 16 times bit `2c` (low nibbles) or `2c + 1` (high) of `qh[l % 32]`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_k4(b: &[u8], at: usize, qh: Option<__m256i>, u: &mut Unpacked, lanes: bool) {
-    let low4 = _mm256_set1_epi8(0xF);
-    let sixteen = _mm256_set1_epi8(16);
+unsafe fn unpack_k4(dtype: GgmlType, b: &[u8], u: &mut Unpacked, lanes: bool) {
     for c in 0..4 {
-        let v = _mm256_loadu_si256(b.as_ptr().add(at + 32 * c) as *const __m256i);
-        let mut lo = _mm256_and_si256(v, low4);
-        let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-        if let Some(qh) = qh {
-            let fifth = |bit: usize| {
-                let m = _mm256_set1_epi8((1u8 << bit) as i8);
-                _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m), sixteen)
-            };
-            lo = _mm256_or_si256(lo, fifth(2 * c));
-            hi = _mm256_or_si256(hi, fifth(2 * c + 1));
-        }
+        let (lo, hi) = super::avx2::k4_quants(dtype, b, c);
         let q = u.q.as_mut_ptr().add(64 * c);
         _mm256_store_si256(q as *mut __m256i, lo);
         _mm256_store_si256(q.add(32) as *mut __m256i, hi);
@@ -363,7 +335,7 @@ unsafe fn q4k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q5k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
     let mut u = Unpacked::ZERO;
-    unpack_q5k(b, &mut u, true);
+    unpack_k4(GgmlType::Q5_K, b, &mut u, true);
     let mut sumi = [_mm512_setzero_si512(); 2];
     for c in 0..4 {
         let w = _mm512_load_si512(u.q.as_ptr().add(64 * c) as *const __m512i);
