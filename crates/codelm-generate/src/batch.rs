@@ -5,7 +5,9 @@
 //! and requests still reading their prompt advance by a chunk of it (at most
 //! [`BatchOptions::prefill_chunk`] prompt tokens per step, so a long new prompt
 //! delays the running samples by a bounded amount). A request's `n` samples
-//! share its prefill: the prompt's cache is copied when the prompt is done.
+//! share its prefill: when the prompt is done its cache is frozen
+//! ([`KvCache::freeze`]), and every sample reads the prompt's keys and values in
+//! place, one copy in memory whatever `n` is, appending only its own.
 //!
 //! The design decision a newcomer may question: finished prompts are kept in a
 //! small prefix cache (bounded by bytes, least recently used out), and a new
@@ -230,7 +232,7 @@ impl<'e> Batch<'e> {
         }
     }
 
-    fn remember_prefix(&mut self, prompt: &[u32], cache: &KvCache) {
+    fn remember_prefix(&mut self, prompt: &[u32], cache: KvCache) {
         let budget = self.options.prefix_cache_bytes;
         if budget == 0 || cache.n_bytes() > budget {
             return;
@@ -238,7 +240,7 @@ impl<'e> Batch<'e> {
         // A prompt that extends a cached one replaces it.
         self.prefixes
             .retain(|(tokens, _)| !prompt.starts_with(tokens));
-        self.prefixes.push((prompt.to_vec(), cache.clone()));
+        self.prefixes.push((prompt.to_vec(), cache));
         let mut total: usize = self.prefixes.iter().map(|(_, c)| c.n_bytes()).sum();
         while total > budget {
             total -= self.prefixes.remove(0).1.n_bytes();
@@ -440,7 +442,7 @@ impl<'e> Batch<'e> {
                     if end < active.request.prompt.len() {
                         continue;
                     }
-                    let Stage::Prefill { cache } = std::mem::replace(
+                    let Stage::Prefill { mut cache } = std::mem::replace(
                         &mut active.stage,
                         Stage::Decode {
                             samples: Vec::new(),
@@ -448,31 +450,23 @@ impl<'e> Batch<'e> {
                     ) else {
                         unreachable!("a prefill slot belongs to a prefilling request");
                     };
-                    finished_prompts.push((a, cache.clone()));
-                    let n = active.request.options.n;
-                    let mut samples: Vec<Sample> = (0..n)
+                    // The samples and the prefix cache share the prompt's rows.
+                    cache.freeze();
+                    let samples: Vec<Sample> = (0..active.request.options.n)
                         .map(|idx| {
-                            // The last sample takes the prompt's cache itself.
-                            let cache = if idx + 1 == n {
-                                KvCache::default()
-                            } else {
-                                cache.clone()
-                            };
-                            let mut sample = new_sample(&active.request, idx, cache);
+                            let mut sample = new_sample(&active.request, idx, cache.clone());
                             sample.logits = Some(logits.clone());
                             sample
                         })
                         .collect();
-                    if let Some(last) = samples.last_mut() {
-                        last.cache = cache;
-                    }
+                    finished_prompts.push((a, cache));
                     active.stage = Stage::Decode { samples };
                 }
             }
         }
         for (a, cache) in finished_prompts {
             let prompt = std::mem::take(&mut self.active[a].request.prompt);
-            self.remember_prefix(&prompt, &cache);
+            self.remember_prefix(&prompt, cache);
             self.active[a].request.prompt = prompt;
         }
         Ok(())

@@ -11,6 +11,7 @@
 //! each weight matrix together, so a weight is read from memory once per step.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -87,13 +88,50 @@ pub struct Model {
     rope: Rope,
 }
 
-/// Key/value cache of one sequence.
+/// Keys and values of a run of positions, per layer: `(len, n_kv_head * head_dim)`.
+#[derive(Clone, Debug, Default)]
+struct KvRows {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+}
+
+impl KvRows {
+    fn empty(n_layer: usize) -> KvRows {
+        KvRows {
+            keys: vec![Vec::new(); n_layer],
+            values: vec![Vec::new(); n_layer],
+        }
+    }
+
+    /// A copy of the first `floats` floats of every layer.
+    fn head(&self, floats: usize) -> KvRows {
+        let copy = |layers: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            layers.iter().map(|l| l[..floats].to_vec()).collect()
+        };
+        KvRows {
+            keys: copy(&self.keys),
+            values: copy(&self.values),
+        }
+    }
+
+    fn truncate(&mut self, floats: usize) {
+        for l in self.keys.iter_mut().chain(&mut self.values) {
+            l.truncate(floats);
+        }
+    }
+}
+
+/// Key/value cache of one sequence: the first `n_shared` positions in rows that
+/// other caches may share (a request's samples share their prompt's; the prefix
+/// cache shares them with later prompts), then rows of its own. Clones copy only
+/// their own rows; [`KvCache::freeze`] makes every row shared.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
-    /// Per layer: keys `(len, n_kv_head * head_dim)`.
-    keys: Vec<Vec<f32>>,
-    /// Per layer: values `(len, n_kv_head * head_dim)`.
-    values: Vec<Vec<f32>>,
+    shared: Option<Arc<KvRows>>,
+    n_shared: usize,
+    own: KvRows,
+    /// Floats per position and layer (`n_kv_head * head_dim`).
+    width: usize,
     len: usize,
 }
 
@@ -113,39 +151,76 @@ impl KvCache {
         if len >= self.len {
             return;
         }
-        let per_token = self.keys.first().map_or(0, |k| k.len() / self.len.max(1));
-        for (k, v) in self.keys.iter_mut().zip(&mut self.values) {
-            k.truncate(len * per_token);
-            v.truncate(len * per_token);
+        if len <= self.n_shared {
+            self.n_shared = len;
+            self.own.truncate(0);
+        } else {
+            self.own.truncate((len - self.n_shared) * self.width);
         }
         self.len = len;
     }
 
-    /// A copy of the first `len` tokens (all of them when `len` is larger),
-    /// without copying the rest.
+    /// The first `len` tokens (all of them when `len` is larger), sharing this
+    /// cache's shared rows and copying only the own rows among them.
     pub fn prefix(&self, len: usize) -> KvCache {
         let len = len.min(self.len);
-        let per_token = self.keys.first().map_or(0, |k| k.len() / self.len.max(1));
-        let copy = |layers: &[Vec<f32>]| -> Vec<Vec<f32>> {
-            layers
-                .iter()
-                .map(|layer| layer[..len * per_token].to_vec())
-                .collect()
-        };
+        let n_shared = self.n_shared.min(len);
         KvCache {
-            keys: copy(&self.keys),
-            values: copy(&self.values),
+            shared: self.shared.clone(),
+            n_shared,
+            own: self.own.head((len - n_shared) * self.width),
+            width: self.width,
             len,
         }
     }
 
-    /// Bytes of memory held.
+    /// Makes every position shared, so that clones share them instead of copying
+    /// them. Rows of its own join the shared ones in one new copy (once).
+    pub fn freeze(&mut self) {
+        if self.len == self.n_shared {
+            return;
+        }
+        let mut rows = match &self.shared {
+            Some(shared) if self.n_shared > 0 => shared.head(self.n_shared * self.width),
+            _ => KvRows::empty(self.own.keys.len()),
+        };
+        for (all, own) in rows.keys.iter_mut().zip(&self.own.keys) {
+            all.extend_from_slice(own);
+        }
+        for (all, own) in rows.values.iter_mut().zip(&self.own.values) {
+            all.extend_from_slice(own);
+        }
+        self.own.truncate(0);
+        self.shared = Some(Arc::new(rows));
+        self.n_shared = self.len;
+    }
+
+    /// Bytes of memory it reads (its shared rows included).
     pub fn n_bytes(&self) -> usize {
-        self.keys
-            .iter()
-            .chain(&self.values)
-            .map(|v| v.len() * 4)
-            .sum()
+        self.len * self.width * self.own.keys.len() * 2 * std::mem::size_of::<f32>()
+    }
+
+    /// The first `len` positions' keys (`values` false) or values of `layer`, as
+    /// row pieces for `ops`: the shared rows, then the own ones, each starting at
+    /// column `offset`. During a forward pass the own rows already hold the step's
+    /// new positions, which `len` may include.
+    fn pieces(
+        &self,
+        layer: usize,
+        values: bool,
+        offset: usize,
+        len: usize,
+    ) -> [(&[f32], usize); 2] {
+        fn pick(rows: &KvRows, layer: usize, values: bool, offset: usize) -> &[f32] {
+            let layers = if values { &rows.values } else { &rows.keys };
+            layers[layer].get(offset..).unwrap_or(&[])
+        }
+        let shared = match &self.shared {
+            Some(rows) => pick(rows, layer, values, offset),
+            None => &[],
+        };
+        let own = pick(&self.own, layer, values, offset);
+        [(shared, self.n_shared), (own, len - self.n_shared)]
     }
 }
 
@@ -591,8 +666,10 @@ impl Model {
     /// An empty cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
         KvCache {
-            keys: vec![Vec::new(); self.config.n_layer],
-            values: vec![Vec::new(); self.config.n_layer],
+            shared: None,
+            n_shared: 0,
+            own: KvRows::empty(self.config.n_layer),
+            width: self.config.n_kv_head * self.config.head_dim,
             len: 0,
         }
     }
@@ -722,8 +799,9 @@ impl Model {
                     .apply(&mut k[r * kv_dim..(r + 1) * kv_dim], hd, pos);
             }
             for (r, &(s, _)) in rows.iter().enumerate() {
-                caches[s].keys[layer_idx].extend_from_slice(&k[r * kv_dim..(r + 1) * kv_dim]);
-                caches[s].values[layer_idx].extend_from_slice(&v[r * kv_dim..(r + 1) * kv_dim]);
+                let own = &mut caches[s].own;
+                own.keys[layer_idx].extend_from_slice(&k[r * kv_dim..(r + 1) * kv_dim]);
+                own.values[layer_idx].extend_from_slice(&v[r * kv_dim..(r + 1) * kv_dim]);
             }
             self.attention(layer_idx, caches, &rows, &q, &mut attn);
             layer.wo.matmul(&attn, n, &mut proj);
@@ -802,16 +880,24 @@ impl Model {
                 let (r, kv_head) = (idx / c.n_kv_head, idx % c.n_kv_head);
                 let (s, pos) = rows[r];
                 let len = pos + 1;
-                let keys = &caches[s].keys[layer_idx][kv_head * hd..];
-                let values = &caches[s].values[layer_idx][kv_head * hd..];
+                let key_pieces = caches[s].pieces(layer_idx, false, kv_head * hd, len);
+                let value_pieces = caches[s].pieces(layer_idx, true, kv_head * hd, len);
+                let keys = ops::Rows {
+                    pieces: &key_pieces,
+                    stride: kv_dim,
+                };
+                let values = ops::Rows {
+                    pieces: &value_pieces,
+                    stride: kv_dim,
+                };
                 let qs =
                     &q[r * q_dim + kv_head * group * hd..r * q_dim + (kv_head + 1) * group * hd];
                 let mut scores = vec![0f32; group * len];
-                ops::scores(qs, keys, kv_dim, len, scale, group, &mut scores);
+                ops::scores(qs, keys, scale, group, &mut scores);
                 for head_scores in scores.chunks_exact_mut(len) {
                     ops::softmax(head_scores);
                 }
-                ops::weighted_sums(o, &scores, values, kv_dim, group);
+                ops::weighted_sums(o, &scores, values, group);
             });
     }
 }

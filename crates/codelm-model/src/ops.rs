@@ -68,55 +68,94 @@ pub fn exp_in_place(xs: &mut [f32]) {
     }
 }
 
+/// The rows `t < len` of a matrix, row `t` being `width` floats at `t · stride`
+/// of its piece: a cache's keys or values, held as its shared prefix's rows and
+/// then its own. Each piece is `(floats, rows)`; the attention functions take
+/// the rows in order, so where the pieces split changes no bit.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    /// `(floats, rows)` of each piece, in row order.
+    pub pieces: &'a [(&'a [f32], usize)],
+    /// Floats from one row's start to the next one's.
+    pub stride: usize,
+}
+
+impl Rows<'_> {
+    /// Rows in all pieces.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Panics unless every piece holds its rows `width` floats wide.
+    fn check(&self, width: usize) {
+        for &(floats, n) in self.pieces {
+            assert!(n == 0 || floats.len() >= (n - 1) * self.stride + width);
+        }
+    }
+
+    /// `(t, row t)` for every row in order, each row running on to its
+    /// piece's end.
+    fn each(&self) -> impl Iterator<Item = (usize, &[f32])> + '_ {
+        let stride = self.stride;
+        self.pieces
+            .iter()
+            .flat_map(move |&(floats, n)| (0..n).map(move |t| &floats[t * stride..]))
+            .enumerate()
+    }
+}
+
 /// Attention scores of `heads` query heads (`qs`, `heads · head_dim`) against the
-/// keys `keys[t · stride..][..head_dim]` for `t < len`: `out[h · len + t] =
-/// scale · q_h · k_t`. Every score is computed the same way whatever `len` is.
-pub fn scores(
-    qs: &[f32],
-    keys: &[f32],
-    stride: usize,
-    len: usize,
-    scale: f32,
-    heads: usize,
-    out: &mut [f32],
-) {
+/// keys `keys`: `out[h · len + t] = scale · q_h · k_t` for `t < len = keys.len()`.
+/// Every score is computed the same way whatever `len` is and however the keys
+/// are split into pieces.
+pub fn scores(qs: &[f32], keys: Rows, scale: f32, heads: usize, out: &mut [f32]) {
     let hd = qs.len() / heads;
+    let len = keys.len();
     assert!(qs.len() == heads * hd && out.len() == heads * len);
-    assert!(len == 0 || keys.len() >= (len - 1) * stride + hd);
+    keys.check(hd);
     #[cfg(target_arch = "x86_64")]
     if has_avx512() && matches!(hd, 64 | 128) {
-        // SAFETY: AVX-512F was detected at run time; the lengths were checked.
-        return unsafe {
-            match hd {
-                64 => avx512::scores::<4>(qs, keys, stride, len, scale, out),
-                _ => avx512::scores::<8>(qs, keys, stride, len, scale, out),
+        let mut start = 0;
+        for &(floats, n) in keys.pieces {
+            // SAFETY: AVX-512F was detected at run time; the lengths were checked.
+            unsafe {
+                match hd {
+                    64 => avx512::scores::<4>(qs, floats, keys.stride, n, scale, out, len, start),
+                    _ => avx512::scores::<8>(qs, floats, keys.stride, n, scale, out, len, start),
+                }
             }
-        };
+            start += n;
+        }
+        return;
     }
-    for (qh, out) in qs.chunks_exact(hd).zip(out.chunks_exact_mut(len.max(1))) {
-        for (t, o) in out.iter_mut().enumerate().take(len) {
-            *o = dot(qh, &keys[t * stride..t * stride + hd]) * scale;
+    for (t, key) in keys.each() {
+        for (h, qh) in qs.chunks_exact(hd).enumerate() {
+            out[h * len + t] = dot(qh, &key[..hd]) * scale;
         }
     }
 }
 
 /// [`weighted_sum`] for several heads that share `src`: head `h` writes
 /// `out[h · width..][..width]` from `weights[h · len..][..len]`, where `width =
-/// out.len() / heads` and `len = weights.len() / heads`. Bit-identical to one
-/// [`weighted_sum`] per head; each row of `src` is loaded once for all heads.
-pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize, heads: usize) {
+/// out.len() / heads` and `len = weights.len() / heads = src.len()`.
+/// Bit-identical to one [`weighted_sum`] per head; each row of `src` is loaded
+/// once for all heads.
+pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: Rows, heads: usize) {
     let (width, len) = (out.len() / heads, weights.len() / heads);
-    assert!(out.len() == width * heads && weights.len() == len * heads);
-    if len > 0 {
-        assert!(src.len() >= (len - 1) * stride + width);
-    }
+    assert!(out.len() == width * heads && weights.len() == len * heads && src.len() == len);
+    src.check(width);
     #[cfg(target_arch = "x86_64")]
     if has_avx512() && matches!(width, 64 | 128) {
         // SAFETY: AVX-512F was detected at run time; `src` is long enough.
         unsafe {
             match width {
-                64 => avx512::weighted_sums::<4>(out, weights, len, src, stride),
-                _ => avx512::weighted_sums::<8>(out, weights, len, src, stride),
+                64 => avx512::weighted_sums::<4>(out, weights, src),
+                _ => avx512::weighted_sums::<8>(out, weights, src),
             }
         }
         return;
@@ -124,7 +163,7 @@ pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: &[f32], stride: usiz
     // Indexed, not zipped with the weights' chunks: with no weights (`len` 0)
     // every head's output must still be written (zeros).
     for (h, o) in out.chunks_exact_mut(width.max(1)).enumerate() {
-        weighted_sum(o, &weights[h * len..(h + 1) * len], src, stride);
+        weighted_sum(o, &weights[h * len..(h + 1) * len], src);
     }
 }
 
@@ -183,30 +222,31 @@ pub fn axpy(dst: &mut [f32], scale: f32, src: &[f32]) {
     }
 }
 
-/// `out = Σ_t weights[t] · src[t * stride..t * stride + out.len()]`, with each
-/// element's terms added in `t` order exactly as `out.fill(0.0)` followed by one
-/// [`axpy`] per `t` would (so the result is bit-identical), but with the sums held
-/// in registers instead of stored and reloaded for every `t`.
+/// `out = Σ_t weights[t] · src_t[..out.len()]`, with each element's terms added
+/// in `t` order exactly as `out.fill(0.0)` followed by one [`axpy`] per `t` would
+/// (so the result is bit-identical), but with the sums held in registers instead
+/// of stored and reloaded for every `t`.
 ///
 /// # Panics
-/// If `src` is too short for `weights.len()` rows.
-pub fn weighted_sum(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize) {
-    if let Some(last) = weights.len().checked_sub(1) {
-        assert!(src.len() >= last * stride + out.len());
-    }
+/// If `src` does not hold `weights.len()` rows of `out.len()` floats.
+pub fn weighted_sum(out: &mut [f32], weights: &[f32], src: Rows) {
+    assert_eq!(src.len(), weights.len());
+    src.check(out.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 and FMA were detected at run time; `src` is long enough.
-        return unsafe { avx2::weighted_sum(out, weights, src, stride) };
+        return unsafe { avx2::weighted_sum(out, weights, src) };
     }
     out.fill(0.0);
-    for (t, &w) in weights.iter().enumerate() {
-        axpy(out, w, &src[t * stride..t * stride + out.len()]);
+    let width = out.len();
+    for (t, row) in src.each() {
+        axpy(out, weights[t], &row[..width]);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::Rows;
     use std::arch::x86_64::*;
 
     /// Lane `k` of the result is the sum of the 16 lanes of `acc[k]`.
@@ -258,9 +298,11 @@ mod avx512 {
         a
     }
 
-    /// [`super::scores`] for head dimension `16 · C`: sixteen keys per pass, their
-    /// sums reduced together; a last partial pass leaves the missing keys at zero,
-    /// so every score comes out of the same arithmetic.
+    /// [`super::scores`] for head dimension `16 · C`, over one piece of `len`
+    /// keys whose scores go to `out[h · out_len + start + t]`: sixteen keys per
+    /// pass, their sums reduced together; a last partial pass leaves the missing
+    /// keys at zero, so every score comes out of the same arithmetic.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn scores<const C: usize>(
         qs: &[f32],
@@ -269,6 +311,8 @@ mod avx512 {
         len: usize,
         scale: f32,
         out: &mut [f32],
+        out_len: usize,
+        start: usize,
     ) {
         let hd = 16 * C;
         let scale = _mm512_set1_ps(scale);
@@ -294,7 +338,7 @@ mod avx512 {
                 } else {
                     mask.wrapping_sub(1)
                 };
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(g * len + t), mask, s);
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(g * out_len + start + t), mask, s);
                 t += 16;
             }
         }
@@ -384,15 +428,10 @@ mod avx512 {
     /// [`super::weighted_sums`] for width `16 · C`: up to `24 / C` heads' sums in
     /// registers per pass over the rows.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn weighted_sums<const C: usize>(
-        out: &mut [f32],
-        weights: &[f32],
-        len: usize,
-        src: &[f32],
-        stride: usize,
-    ) {
+    pub unsafe fn weighted_sums<const C: usize>(out: &mut [f32], weights: &[f32], src: Rows) {
         let width = 16 * C;
         let heads = out.len() / width;
+        let len = weights.len() / heads;
         let per_pass = 24 / C;
         let mut h = 0;
         while h < heads {
@@ -402,12 +441,12 @@ mod avx512 {
                 &weights[h * len..(h + k) * len],
             );
             match k {
-                1 => heads_pass::<1, C>(o, w, len, src, stride),
-                2 => heads_pass::<2, C>(o, w, len, src, stride),
-                3 => heads_pass::<3, C>(o, w, len, src, stride),
-                4 => heads_pass::<4, C>(o, w, len, src, stride),
-                5 => heads_pass::<5, C>(o, w, len, src, stride),
-                _ => heads_pass::<6, C>(o, w, len, src, stride),
+                1 => heads_pass::<1, C>(o, w, len, src),
+                2 => heads_pass::<2, C>(o, w, len, src),
+                3 => heads_pass::<3, C>(o, w, len, src),
+                4 => heads_pass::<4, C>(o, w, len, src),
+                5 => heads_pass::<5, C>(o, w, len, src),
+                _ => heads_pass::<6, C>(o, w, len, src),
             }
             h += k;
         }
@@ -421,18 +460,21 @@ mod avx512 {
         out: &mut [f32],
         weights: &[f32],
         len: usize,
-        src: &[f32],
-        stride: usize,
+        src: Rows,
     ) {
         let mut acc = [[_mm512_setzero_ps(); C]; H];
-        for t in 0..len {
-            let row = src.as_ptr().add(t * stride);
-            let v: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(row.add(16 * c)));
-            for (h, acc) in acc.iter_mut().enumerate() {
-                let w = _mm512_set1_ps(*weights.get_unchecked(h * len + t));
-                for (acc, v) in acc.iter_mut().zip(&v) {
-                    *acc = _mm512_fmadd_ps(w, *v, *acc);
+        let mut t = 0;
+        for &(floats, n) in src.pieces {
+            for i in 0..n {
+                let row = floats.as_ptr().add(i * src.stride);
+                let v: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(row.add(16 * c)));
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    let w = _mm512_set1_ps(*weights.get_unchecked(h * len + t));
+                    for (acc, v) in acc.iter_mut().zip(&v) {
+                        *acc = _mm512_fmadd_ps(w, *v, *acc);
+                    }
                 }
+                t += 1;
             }
         }
         for (h, acc) in acc.iter().enumerate() {
@@ -445,19 +487,20 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::Rows;
     use std::arch::x86_64::*;
 
     /// [`super::weighted_sum`]: 64 outputs (eight registers) per pass over the rows.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weighted_sum(out: &mut [f32], weights: &[f32], src: &[f32], stride: usize) {
+    pub unsafe fn weighted_sum(out: &mut [f32], weights: &[f32], src: Rows) {
         let n = out.len();
         let mut c = 0;
         while c + 8 <= n {
             let width = ((n - c) / 8).min(8);
             let mut acc = [_mm256_setzero_ps(); 8];
-            for (t, &w) in weights.iter().enumerate() {
-                let k = _mm256_set1_ps(w);
-                let row = src.as_ptr().add(t * stride + c);
+            for (t, row) in src.each() {
+                let k = _mm256_set1_ps(weights[t]);
+                let row = row.as_ptr().add(c);
                 for (i, acc) in acc.iter_mut().enumerate().take(width) {
                     *acc = _mm256_fmadd_ps(k, _mm256_loadu_ps(row.add(8 * i)), *acc);
                 }
@@ -470,8 +513,8 @@ mod avx2 {
         // The tail as `axpy`'s scalar tail computes it.
         for (i, o) in out.iter_mut().enumerate().skip(c) {
             *o = 0.0;
-            for (t, &w) in weights.iter().enumerate() {
-                *o += w * src[t * stride + i];
+            for (t, row) in src.each() {
+                *o += weights[t] * row[i];
             }
         }
     }
@@ -584,7 +627,15 @@ mod tests {
                 axpy(&mut expected, w, &src[t * stride..t * stride + width]);
             }
             let mut got = vec![1.0f32; width];
-            weighted_sum(&mut got, &weights, &src, stride);
+            let pieces = [(&src[..], rows)];
+            weighted_sum(
+                &mut got,
+                &weights,
+                Rows {
+                    pieces: &pieces,
+                    stride,
+                },
+            );
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "width {width} rows {rows}");
         }
@@ -609,7 +660,17 @@ mod tests {
             let qs: Vec<f32> = (0..group * hd).map(|i| (i as f32 * 0.37).sin()).collect();
             let keys: Vec<f32> = (0..stride * len).map(|i| (i as f32 * 0.11).cos()).collect();
             let mut got = vec![f32::NAN; group * len];
-            scores(&qs, &keys, stride, len, 0.125, group, &mut got);
+            let pieces = [(&keys[..], len)];
+            scores(
+                &qs,
+                Rows {
+                    pieces: &pieces,
+                    stride,
+                },
+                0.125,
+                group,
+                &mut got,
+            );
             for g in 0..group {
                 for t in 0..len {
                     let q = &qs[g * hd..(g + 1) * hd];
@@ -643,13 +704,95 @@ mod tests {
                 .map(|t| (t as f32 * 0.71).cos().abs())
                 .collect();
             let mut expected = vec![2.0f32; heads * width];
+            let pieces = [(&src[..], len)];
+            let rows = Rows {
+                pieces: &pieces,
+                stride,
+            };
             for (h, o) in expected.chunks_exact_mut(width).enumerate() {
-                weighted_sum(o, &weights[h * len..(h + 1) * len], &src, stride);
+                weighted_sum(o, &weights[h * len..(h + 1) * len], rows);
             }
             let mut got = vec![1.0f32; heads * width];
-            weighted_sums(&mut got, &weights, &src, stride, heads);
+            weighted_sums(&mut got, &weights, rows, heads);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "width {width} heads {heads}");
+        }
+    }
+
+    /// Keys and values split into two pieces anywhere (a shared prefix, then a
+    /// cache's own rows) give the same bits as one piece.
+    #[test]
+    fn pieces_change_no_bit() {
+        at_every_level(pieces_change_no_bit_at);
+    }
+
+    fn pieces_change_no_bit_at(_: Isa) {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (hd, heads, stride, len) in [(128, 6, 256, 37), (64, 7, 128, 20), (48, 2, 96, 9)] {
+            let qs: Vec<f32> = (0..heads * hd).map(|i| (i as f32 * 0.37).sin()).collect();
+            let keys: Vec<f32> = (0..stride * len).map(|i| (i as f32 * 0.11).cos()).collect();
+            let values: Vec<f32> = (0..stride * len)
+                .map(|i| (i as f32 * 0.173).sin())
+                .collect();
+            let weights: Vec<f32> = (0..heads * len)
+                .map(|t| (t as f32 * 0.71).cos().abs())
+                .collect();
+            let (k1, v1) = ([(&keys[..], len)], [(&values[..], len)]);
+            let mut one_scores = vec![f32::NAN; heads * len];
+            scores(
+                &qs,
+                Rows {
+                    pieces: &k1,
+                    stride,
+                },
+                0.1,
+                heads,
+                &mut one_scores,
+            );
+            let mut one_sums = vec![f32::NAN; heads * hd];
+            let one_values = Rows {
+                pieces: &v1,
+                stride,
+            };
+            weighted_sums(&mut one_sums, &weights, one_values, heads);
+            let mut one_sum = vec![f32::NAN; hd];
+            weighted_sum(&mut one_sum, &weights[..len], one_values);
+            for split in 0..=len {
+                let two = |src: &[f32]| {
+                    // The second piece is a copy, as a cache's own rows are.
+                    let own = src[split * stride..].to_vec();
+                    (src[..split * stride].to_vec(), own)
+                };
+                let ((ka, kb), (va, vb)) = (two(&keys), two(&values));
+                let kp = [(&ka[..], split), (&kb[..], len - split)];
+                let vp = [(&va[..], split), (&vb[..], len - split)];
+                let values = Rows {
+                    pieces: &vp,
+                    stride,
+                };
+                let mut got = vec![f32::NAN; heads * len];
+                scores(
+                    &qs,
+                    Rows {
+                        pieces: &kp,
+                        stride,
+                    },
+                    0.1,
+                    heads,
+                    &mut got,
+                );
+                assert_eq!(
+                    bits(&got),
+                    bits(&one_scores),
+                    "scores hd {hd} split {split}"
+                );
+                let mut got = vec![f32::NAN; heads * hd];
+                weighted_sums(&mut got, &weights, values, heads);
+                assert_eq!(bits(&got), bits(&one_sums), "sums hd {hd} split {split}");
+                let mut got = vec![f32::NAN; hd];
+                weighted_sum(&mut got, &weights[..len], values);
+                assert_eq!(bits(&got), bits(&one_sum), "sum hd {hd} split {split}");
+            }
         }
     }
 

@@ -9,7 +9,8 @@
 //! - **Forward invariants** ([`check_close`]): every storage type approximates the F32
 //!   model within a stated tolerance; a batch of sequences equals each sequence alone;
 //!   prefill equals token-by-token decoding; `KvCache::truncate` then re-feeding
-//!   recomputes the same logits; context overflow and bad token ids are errors.
+//!   recomputes the same logits; caches that share a frozen prefix compute what
+//!   copies would, bit for bit; context overflow and bad token ids are errors.
 //! - **Reference logits** ([`check_reference`]): `fixtures/tiny/` holds two tiny
 //!   Hugging Face checkpoints (llama with an untied head, qwen2 with QKV biases and a
 //!   tied head) and the logits transformers computes for them under three RoPE
@@ -731,6 +732,71 @@ fn truncate_then_refeed_recomputes_the_same_logits() {
         .forward(&mut [&mut cache], &[&tokens], 64, false)
         .unwrap();
     check_close("restart", &restart[0], &full[0], 1e-5);
+}
+
+/// A frozen cache's clones read its rows in place; whatever is shared, every
+/// continuation computes the same bits as a cache that copied everything.
+#[test]
+fn shared_rows_change_no_bit() {
+    let dir = TempDir::new("shared");
+    let model = load(&TinySpec::small(), GgmlType::Q8_0, &dir);
+    let tokens = random_tokens(7, 12);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    // Logits of each of `steps` (a chunk of tokens each) run on `cache`.
+    let run = |cache: &mut KvCache, steps: &[&[u32]]| -> Vec<Vec<u32>> {
+        steps
+            .iter()
+            .map(|chunk| bits(&model.forward(&mut [cache], &[chunk], 64, false).unwrap()[0]))
+            .collect()
+    };
+    let copied = |prompt: &[u32], steps: &[&[u32]]| {
+        let mut cache = model.new_cache();
+        run(&mut cache, &[prompt]);
+        run(&mut cache, steps)
+    };
+
+    let mut prompt = model.new_cache();
+    run(&mut prompt, &[&tokens[..8]]);
+    let bytes = prompt.n_bytes();
+    prompt.freeze();
+    assert_eq!(prompt.n_bytes(), bytes);
+    // Two samples branch off the frozen prompt, one token at a time; one's
+    // rows never reach the other.
+    let (a, b) = ([[3u32], [4], [5]], [[6u32], [7], [8]]);
+    let a: Vec<&[u32]> = a.iter().map(|t| &t[..]).collect();
+    let b: Vec<&[u32]> = b.iter().map(|t| &t[..]).collect();
+    let (mut first, mut second) = (prompt.clone(), prompt.clone());
+    assert_eq!(run(&mut first, &a), copied(&tokens[..8], &a));
+    assert_eq!(run(&mut second, &b), copied(&tokens[..8], &b));
+    assert_eq!((first.len(), second.len(), prompt.len()), (11, 11, 8));
+
+    // Freezing again merges shared and own rows; going on changes nothing.
+    first.freeze();
+    let mut after: Vec<&[u32]> = a.clone();
+    after.extend([&tokens[8..10], &tokens[10..]]);
+    assert_eq!(
+        run(&mut first, &after[3..]),
+        copied(&tokens[..8], &after)[3..]
+    );
+
+    // A prefix, a truncation into the shared rows, and one past them.
+    let mut prefix = prompt.prefix(5);
+    assert_eq!(
+        run(&mut prefix, &[&tokens[5..]]),
+        copied(&tokens[..5], &[&tokens[5..]])
+    );
+    second.truncate(3);
+    assert_eq!(
+        run(&mut second, &[&tokens[3..]]),
+        copied(&tokens[..3], &[&tokens[3..]])
+    );
+    let mut past = first.prefix(9);
+    assert_eq!(past.len(), 9);
+    past.truncate(10);
+    assert_eq!(
+        run(&mut past, &[&[1]]),
+        copied(&[&tokens[..8], a[0]].concat(), &[&[1]])
+    );
 }
 
 #[test]
