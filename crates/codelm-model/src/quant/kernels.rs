@@ -57,14 +57,9 @@ pub struct TokenGroup {
 }
 
 impl TokenGroup {
-    /// Transposes `n` tokens of `blocks` (`per_row` blocks per token) into
-    /// `n_groups * per_row` groups, group-major; tokens past `n` are zeros.
-    fn transpose(
-        blocks: &[BlockQ8K],
-        n: usize,
-        n_groups: usize,
-        per_row: usize,
-    ) -> Vec<TokenGroup> {
+    /// Transposes the first `16 * n_groups` tokens of `blocks` (`per_row` blocks
+    /// per token) into `n_groups * per_row` groups, group-major.
+    fn transpose(blocks: &[BlockQ8K], n_groups: usize, per_row: usize) -> Vec<TokenGroup> {
         let mut groups = Vec::with_capacity(n_groups * per_row);
         for g in 0..n_groups {
             for i in 0..per_row {
@@ -73,7 +68,7 @@ impl TokenGroup {
                     bsums: [[0; 16]; 8],
                     d: [0.0; 16],
                 };
-                for t in 0..16.min(n - 16 * g) {
+                for t in 0..16 {
                     let b = &blocks[(16 * g + t) * per_row + i];
                     for (k, q) in b.qs.chunks_exact(4).enumerate() {
                         group.qs[k][t] =
@@ -184,17 +179,13 @@ impl<'a> Activations<'a> {
                     xs.chunks_exact(QK_K).map(quantize).collect()
                 };
                 let per_row = cols / QK_K;
-                // Full groups of sixteen, and a last one padded with zero tokens
-                // when it has enough tokens to beat one-row-at-a-time.
+                // Full groups of sixteen tokens; the kernels take the rest (fewer
+                // than sixteen) with rows in vector lanes, which pads nothing.
                 #[cfg(target_arch = "x86_64")]
-                let n_groups = if kquant512::available() {
-                    n / 16 + usize::from(n % 16 >= kquant512::MIN_PADDED_GROUP)
-                } else {
-                    0
-                };
+                let n_groups = if kquant512::available() { n / 16 } else { 0 };
                 #[cfg(not(target_arch = "x86_64"))]
                 let n_groups = 0;
-                let groups = TokenGroup::transpose(&blocks, n, n_groups, per_row);
+                let groups = TokenGroup::transpose(&blocks, n_groups, per_row);
                 Activations::Q8K(blocks, per_row, groups)
             }
         }
@@ -1989,7 +1980,8 @@ mod tests {
     }
 
     fn dot_rows_matches_scalar_dots_for_every_tiling_at(isa: Isa) {
-        let n_rows = 7;
+        // Sixteen rows and seven more: the k-quants' lane tiles take sixteen.
+        let n_rows = 23;
         for (dtype, cols) in ALL.into_iter().flat_map(|dtype| {
             let all_cols: &[usize] = match dtype.block_size() {
                 32 => &[32, 224, 512, 896, 1056],
@@ -2003,9 +1995,10 @@ mod tests {
                 .flat_map(|r| quantize_row(dtype, &random(cols, 40 + r as u64, 1.5)))
                 .collect();
             let row_bytes = rows.len() / n_rows;
-            // 300 tokens span several token blocks of `dot_rows` for every type; 6, 20
-            // and 300 end in a padded or a partial group of sixteen.
-            for n in [1, 3, 6, 20, 300] {
+            // 300 tokens span several token blocks of `dot_rows` for every type; the
+            // others end in a padded or a partial group of sixteen, or are fewer
+            // than sixteen (one pass, or two, of the k-quants' lane tiles).
+            for n in [1, 2, 3, 6, 10, 17, 20, 26, 300] {
                 let x = random(n * cols, 77, 1.0);
                 let acts = Activations::quantize(dtype, &x, n, cols);
                 if let Activations::Q8(_, _, groups) = &acts {

@@ -13,13 +13,17 @@
 //! `acc = fma(f32(S), d·dy, acc)`, `accm = fma(f32(M), dm·dy, accm)`, result
 //! `acc − accm`. So a token's result is bit-identical whichever kernel computed it:
 //!
-//! - [`dot_all_tokens`], one row against a few tokens (a decode step, or the tokens
-//!   left over from full groups): vector lanes run along the row, and `S`, `M` are
-//!   horizontal sums of exact lanes.
+//! - [`dot_row`], one packed row against one token (a decode step): vector lanes
+//!   run along the row, and `S`, `M` are horizontal sums of exact lanes.
 //! - `dot_group`, four rows against sixteen tokens (prefill): lanes are tokens
 //!   ([`TokenGroup`], transposed once per matmul), each weight's four quants are
 //!   broadcast, and one `vpdpbusd` does 64 multiply-adds of one row for sixteen
 //!   tokens; the group scale is applied once per group (`vpmulld`).
+//! - `dot_rows_in_lanes`, sixteen rows against fewer than sixteen tokens (a
+//!   batched decode step, or the tokens left over from full groups): the same
+//!   with rows and tokens swapped. Sixteen rows' super-block is interleaved
+//!   (`Sixteen`) so that one vector holds four quants of each row, and each
+//!   token's four activations are broadcast; no lane is padding.
 //!
 //! Q4_K and Q5_K (whose fifth bits make quants up to 31): groups are their
 //! 32-element sub-blocks, `dm` is `dmin`, and each min weighs the two 16-sums of
@@ -31,7 +35,7 @@ use std::arch::x86_64::*;
 use super::{BlockQ8K, TokenGroup};
 use crate::quant::blocks::{scales_mins_k4, GgmlType, QK_K};
 
-/// One k-quant super-block, decoded for [`dot_tokens`].
+/// One k-quant super-block, decoded for the kernels below.
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 pub struct Unpacked {
@@ -91,10 +95,6 @@ const fn scale_index(group: usize) -> [[i16; 32]; 4] {
 const Q4K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(32);
 const Q6K_SCALE_INDEX: [[i16; 32]; 4] = scale_index(16);
 
-/// The fewest tokens for which a padded group of sixteen is used rather than one
-/// row at a time.
-pub const MIN_PADDED_GROUP: usize = 6;
-
 /// Rows per pass of a decode step.
 const DECODE_ROWS: usize = 2;
 
@@ -106,7 +106,7 @@ const PREFETCH_AHEAD: usize = 2048;
 const FAR_AHEAD: usize = 16384;
 
 /// Decodes a Q4_K, Q5_K or Q6_K row into `out`, one [`Unpacked`] per super-block; the
-/// per-lane `scales` that only [`dot_all_tokens`] reads are written when `lanes`.
+/// per-lane `scales` that only `q5k_sums` reads are written when `lanes`.
 ///
 /// # Safety
 /// [`available`] must be true.
@@ -188,82 +188,8 @@ unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked, lanes: bool) {
     u.dm = 32.0 * d;
 }
 
-/// An unpacked row · the `T` tokens whose activations start at `ys`, `per_row`
-/// blocks apart.
-///
-/// # Safety
-/// [`available`] must be true, and `ys` must hold `T * per_row` blocks with
-/// `per_row >= row.len()`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn dot_tokens<const T: usize>(
-    row: &[Unpacked],
-    ys: *const BlockQ8K,
-    per_row: usize,
-) -> [f32; T] {
-    let mut acc = [0.0f32; T];
-    let mut accm = [0.0f32; T];
-    for (i, u) in row.iter().enumerate() {
-        // Two integer chains per token when there are few tokens, so that the
-        // multiply-adds' latency overlaps; the sum is exact either way.
-        let mut sumi = [[_mm512_setzero_si512(); T]; 2];
-        for c in 0..4 {
-            let chain = if T < 4 { c & 1 } else { 0 };
-            let w = _mm512_load_si512(u.q.as_ptr().add(64 * c) as *const __m512i);
-            let s = _mm512_load_si512(u.scales.as_ptr().add(32 * c) as *const __m512i);
-            for (t, sumi) in sumi[chain].iter_mut().enumerate() {
-                let y = (*ys.add(t * per_row + i)).qs.as_ptr().add(64 * c);
-                let p = _mm512_maddubs_epi16(w, _mm512_loadu_si512(y as *const __m512i));
-                *sumi = _mm512_dpwssd_epi32(*sumi, p, s);
-            }
-        }
-        let mins = _mm256_load_si256(u.mins.as_ptr() as *const __m256i);
-        for t in 0..T {
-            let y = &*ys.add(t * per_row + i);
-            let s = _mm512_reduce_add_epi32(_mm512_add_epi32(sumi[0][t], sumi[1][t]));
-            let bsums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-            let m = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(bsums, mins)));
-            acc[t] = (s as f32).mul_add(u.d * y.d, acc[t]);
-            accm[t] = (m as f32).mul_add(u.dm * y.d, accm[t]);
-        }
-    }
-    std::array::from_fn(|t| acc[t] - accm[t])
-}
-
-/// `out[t] = row · token t` for every token of `out`, eight, four, then one at a
-/// time; `blocks` holds `per_row` blocks per token, starting with `out`'s first.
-///
-/// # Safety
-/// [`available`] must be true.
-///
-/// # Panics
-/// If `blocks` is shorter than `out.len() * per_row` or `per_row < row.len()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn dot_all_tokens(
-    row: &[Unpacked],
-    blocks: &[BlockQ8K],
-    per_row: usize,
-    out: &mut [f32],
-) {
-    assert!(blocks.len() >= out.len() * per_row && per_row >= row.len());
-    let at = |t: usize| blocks.as_ptr().add(t * per_row);
-    let mut t = 0;
-    while t + 8 <= out.len() {
-        out[t..t + 8].copy_from_slice(&dot_tokens::<8>(row, at(t), per_row));
-        t += 8;
-    }
-    if t + 4 <= out.len() {
-        out[t..t + 4].copy_from_slice(&dot_tokens::<4>(row, at(t), per_row));
-        t += 4;
-    }
-    while t < out.len() {
-        out[t] = dot_tokens::<1>(row, at(t), per_row)[0];
-        t += 1;
-    }
-}
-
 /// One packed row · one token (a decode step), straight from the packed blocks:
-/// the same `S`, `M` and float operations as [`dot_all_tokens`], without
+/// the same `S`, `M` and float operations as every kernel here, without
 /// writing the decoded row out.
 ///
 /// # Safety
@@ -463,8 +389,8 @@ unsafe fn dot_group<const R: usize, const K: usize>(
 
 /// `tile[r * n + t] = row r · token t` for a band of Q4_K, Q5_K or Q6_K rows: sixteen
 /// tokens at a time from `groups` (which cover the first `16 * groups.len() /
-/// per_row` tokens, the last group possibly padded), the rest from `blocks` one
-/// row at a time.
+/// per_row` tokens), the rest from `blocks`: one token straight from the packed
+/// rows, more through `dot_rows_in_lanes`.
 ///
 /// # Safety
 /// [`available`] must be true.
@@ -485,7 +411,7 @@ pub unsafe fn dot_rows(
     let n = tile.len() / n_rows.max(1);
     assert!(per_row * dtype.block_bytes() == row_bytes && blocks.len() == n * per_row);
     let n_groups = groups.len() / per_row;
-    assert!(16 * n_groups < n + 16);
+    assert!(16 * n_groups <= n);
     let row = |r: usize| &rows[r * row_bytes..(r + 1) * row_bytes];
     let mut unpacked: [Vec<Unpacked>; 4] = Default::default();
     // Groups in blocks whose activations (1 MiB) stay in L2 while the band's rows
@@ -526,17 +452,14 @@ pub unsafe fn dot_rows(
                         }
                     }
                 }
-                // A padded last group stores only its real tokens.
-                let lanes = (n - 16 * g).min(16);
                 for (r, sum) in sums.iter().enumerate().take(rr) {
-                    let at = (r0 + r) * n + 16 * g;
-                    let out = &mut tile[at..at + lanes];
-                    _mm512_mask_storeu_ps(out.as_mut_ptr(), ((1u32 << lanes) - 1) as u16, *sum);
+                    let out = &mut tile[(r0 + r) * n + 16 * g..][..16];
+                    _mm512_storeu_ps(out.as_mut_ptr(), *sum);
                 }
             }
         }
     }
-    let done = (16 * n_groups).min(n);
+    let done = 16 * n_groups;
     if done + 1 == n {
         let ys = &blocks[done * per_row..];
         let mut r = 0;
@@ -552,14 +475,247 @@ pub unsafe fn dot_rows(
             tile[r * n + done] = dot_row(dtype, row(r), ys);
         }
     } else if done < n {
-        for r in 0..n_rows {
-            unpack_row(dtype, row(r), &mut unpacked[0], true);
-            dot_all_tokens(
-                &unpacked[0],
-                &blocks[done * per_row..],
-                per_row,
-                &mut tile[r * n + done..(r + 1) * n],
-            );
+        dot_rows_in_lanes(dtype, row_bytes, rows, blocks, per_row, done, tile);
+    }
+}
+
+/// Sixteen rows' super-block, interleaved for [`dot_sixteen`]: lane `r` of every
+/// vector belongs to row `r`.
+#[repr(C, align(64))]
+struct Sixteen {
+    /// Step `k`: quants `4k..4k + 4` of each row.
+    q: [[u8; 64]; 64],
+    /// Group `g`'s scale of each row.
+    group_scales: [[i32; 16]; 16],
+    /// Pair `p` of min weights (`2p` and `2p + 1`, two i16) of each row.
+    mins: [[i32; 16]; 8],
+    d: [f32; 16],
+    dm: [f32; 16],
+}
+
+/// Lane `i` of `out[j]` is lane `j` of `rows[i]`: a 16 × 16 transpose of dwords
+/// (pairs of dwords, pairs of qwords, then 128-bit lanes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
+    // a[2k], a[2k + 1]: rows 2k and 2k + 1, columns 4L, 4L + 1 (4L + 2, 4L + 3)
+    // of each 128-bit lane L, interleaved.
+    let a: [__m512i; 16] = std::array::from_fn(|i| {
+        let (x, y) = (rows[i & !1], rows[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(x, y)
+        } else {
+            _mm512_unpackhi_epi32(x, y)
+        }
+    });
+    // b[4m + c]: rows 4m..4m + 4 of column 4L + c in 128-bit lane L.
+    let b: [__m512i; 16] = std::array::from_fn(|i| {
+        let (m, c) = (i / 4, i % 4);
+        let (x, y) = (a[4 * m + c / 2], a[4 * m + 2 + c / 2]);
+        if c % 2 == 0 {
+            _mm512_unpacklo_epi64(x, y)
+        } else {
+            _mm512_unpackhi_epi64(x, y)
+        }
+    });
+    // Column 4L + c gathers lane L of b[c], b[4 + c], b[8 + c], b[12 + c].
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let p0 = _mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]);
+        let p1 = _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]);
+        let q0 = _mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]);
+        let q1 = _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]);
+        out[c] = _mm512_shuffle_i32x4::<0x88>(p0, q0);
+        out[4 + c] = _mm512_shuffle_i32x4::<0xDD>(p0, q0);
+        out[8 + c] = _mm512_shuffle_i32x4::<0x88>(p1, q1);
+        out[12 + c] = _mm512_shuffle_i32x4::<0xDD>(p1, q1);
+    }
+    out
+}
+
+/// Interleaves one super-block of sixteen unpacked rows.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleave(u: &[Unpacked; 16], six: &mut Sixteen) {
+    for c in 0..4 {
+        let rows = std::array::from_fn(|r| {
+            _mm512_load_si512(u[r].q.as_ptr().add(64 * c) as *const __m512i)
+        });
+        for (j, col) in transpose16(rows).iter().enumerate() {
+            _mm512_store_si512(six.q[16 * c + j].as_mut_ptr() as *mut __m512i, *col);
+        }
+    }
+    let scales = transpose16(std::array::from_fn(|r| {
+        _mm512_loadu_si512(u[r].group_scales.as_ptr() as *const __m512i)
+    }));
+    for (g, col) in scales.iter().enumerate() {
+        _mm512_store_si512(six.group_scales[g].as_mut_ptr() as *mut __m512i, *col);
+    }
+    let mins = transpose16(std::array::from_fn(|r| {
+        _mm512_zextsi256_si512(_mm256_loadu_si256(u[r].mins.as_ptr() as *const __m256i))
+    }));
+    for (p, col) in mins.iter().enumerate().take(8) {
+        _mm512_store_si512(six.mins[p].as_mut_ptr() as *mut __m512i, *col);
+    }
+    six.d = std::array::from_fn(|r| u[r].d);
+    six.dm = std::array::from_fn(|r| u[r].dm);
+}
+
+/// Sixteen interleaved rows' super-block · the `T` tokens' blocks `ys`: lane `r`
+/// of `acc[t]` gains `f32(S)·d·dy` and of `accm[t]` `f32(M)·dm·dy`, for row `r`
+/// and token `t`, the same operations as every other kernel here. `K` is the
+/// number of four-quant steps per scale group: 8 for Q4_K and Q5_K, 4 for Q6_K.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_sixteen<const T: usize, const K: usize>(
+    six: &Sixteen,
+    ys: [&BlockQ8K; T],
+    acc: &mut [__m512],
+    accm: &mut [__m512],
+) {
+    let mut s = [_mm512_setzero_si512(); T];
+    for g in 0..64 / K {
+        // Two chains per token when there are few tokens, so that the
+        // multiply-adds' latency overlaps; the sum is exact either way.
+        let mut isum = [[_mm512_setzero_si512(); T]; 2];
+        for k in 0..K {
+            let step = g * K + k;
+            let chain = if T < 5 { k & 1 } else { 0 };
+            let w = _mm512_load_si512(six.q[step].as_ptr() as *const __m512i);
+            for t in 0..T {
+                let y = (ys[t].qs.as_ptr().add(4 * step) as *const i32).read_unaligned();
+                isum[chain][t] = _mm512_dpbusd_epi32(isum[chain][t], w, _mm512_set1_epi32(y));
+            }
+        }
+        let scale = _mm512_load_si512(six.group_scales[g].as_ptr() as *const __m512i);
+        for t in 0..T {
+            let total = _mm512_add_epi32(isum[0][t], isum[1][t]);
+            s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(total, scale));
+        }
+    }
+    let mut m = [_mm512_setzero_si512(); T];
+    for p in 0..8 {
+        let mins = _mm512_load_si512(six.mins[p].as_ptr() as *const __m512i);
+        for t in 0..T {
+            let pair = (ys[t].bsums.as_ptr().add(2 * p) as *const i32).read_unaligned();
+            m[t] = _mm512_dpwssd_epi32(m[t], mins, _mm512_set1_epi32(pair));
+        }
+    }
+    let (d, dm) = (
+        _mm512_load_ps(six.d.as_ptr()),
+        _mm512_load_ps(six.dm.as_ptr()),
+    );
+    for t in 0..T {
+        let dy = _mm512_set1_ps(ys[t].d);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(d, dy), acc[t]);
+        accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(dm, dy), accm[t]);
+    }
+}
+
+/// [`dot_sixteen`] for `T` tokens starting at token `t` of `blocks`, super-block `i`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_sixteen_at<const T: usize>(
+    k4: bool,
+    six: &Sixteen,
+    blocks: &[BlockQ8K],
+    (t, i, per_row): (usize, usize, usize),
+    acc: &mut [__m512],
+    accm: &mut [__m512],
+) {
+    let ys: [&BlockQ8K; T] = std::array::from_fn(|k| &blocks[(t + k) * per_row + i]);
+    if k4 {
+        dot_sixteen::<T, 8>(six, ys, acc, accm)
+    } else {
+        dot_sixteen::<T, 4>(six, ys, acc, accm)
+    }
+}
+
+/// The most tokens [`dot_rows_in_lanes`] takes per pass over a super-block.
+const LANE_TOKENS: usize = 8;
+
+/// `tile[r * n + t]` for every row of `rows` and tokens `t0..n` (fewer than
+/// sixteen), sixteen rows at a time with the rows in vector lanes: each
+/// super-block of sixteen rows is decoded, interleaved ([`Sixteen`]), then
+/// multiplied by every token, whose four quants per step are broadcast. No lane
+/// is wasted whatever the number of tokens.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_rows_in_lanes(
+    dtype: GgmlType,
+    row_bytes: usize,
+    rows: &[u8],
+    blocks: &[BlockQ8K],
+    per_row: usize,
+    t0: usize,
+    tile: &mut [f32],
+) {
+    let bb = dtype.block_bytes();
+    let n_rows = rows.len() / row_bytes;
+    let n = tile.len() / n_rows.max(1);
+    let m = n - t0;
+    assert!(m <= 16 && blocks.len() == n * per_row);
+    let k4 = dtype != GgmlType::Q6_K;
+    let mut u = [Unpacked::ZERO; 16];
+    let mut six = Sixteen {
+        q: [[0; 64]; 64],
+        group_scales: [[0; 16]; 16],
+        mins: [[0; 16]; 8],
+        d: [0.0; 16],
+        dm: [0.0; 16],
+    };
+    for r0 in (0..n_rows).step_by(16) {
+        let rr = (n_rows - r0).min(16);
+        // Rows past the end stay zero.
+        u[rr..].fill(Unpacked::ZERO);
+        let mut acc = [_mm512_setzero_ps(); 16];
+        let mut accm = [_mm512_setzero_ps(); 16];
+        for i in 0..per_row {
+            for (r, u) in u.iter_mut().enumerate().take(rr) {
+                let at = (r0 + r) * row_bytes + i * bb;
+                // Two super-blocks ahead in the row, or in the next sixteen rows.
+                let ahead = if i + 2 < per_row {
+                    at + 2 * bb
+                } else {
+                    at + 16 * row_bytes + 2 * bb - row_bytes
+                };
+                for line in (0..bb).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(
+                        rows.as_ptr().wrapping_add(ahead + line) as *const i8
+                    );
+                }
+                let b = &rows[at..at + bb];
+                match dtype {
+                    GgmlType::Q4_K | GgmlType::Q5_K => unpack_k4(dtype, b, u, false),
+                    _ => unpack_q6k(b, u, false),
+                }
+            }
+            interleave(&u, &mut six);
+            // Passes of at most LANE_TOKENS tokens, as even as possible.
+            let mut t = t0;
+            while t < n {
+                let passes = (n - t).div_ceil(LANE_TOKENS);
+                let take = (n - t).div_ceil(passes);
+                let (a, am) = (&mut acc[t - t0..], &mut accm[t - t0..]);
+                let at = (t, i, per_row);
+                match take {
+                    1 => dot_sixteen_at::<1>(k4, &six, blocks, at, a, am),
+                    2 => dot_sixteen_at::<2>(k4, &six, blocks, at, a, am),
+                    3 => dot_sixteen_at::<3>(k4, &six, blocks, at, a, am),
+                    4 => dot_sixteen_at::<4>(k4, &six, blocks, at, a, am),
+                    5 => dot_sixteen_at::<5>(k4, &six, blocks, at, a, am),
+                    6 => dot_sixteen_at::<6>(k4, &six, blocks, at, a, am),
+                    7 => dot_sixteen_at::<7>(k4, &six, blocks, at, a, am),
+                    _ => dot_sixteen_at::<8>(k4, &six, blocks, at, a, am),
+                }
+                t += take;
+            }
+        }
+        for t in t0..n {
+            let mut lanes = [0f32; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), _mm512_sub_ps(acc[t - t0], accm[t - t0]));
+            for (r, v) in lanes.iter().enumerate().take(rr) {
+                tile[(r0 + r) * n + t] = *v;
+            }
         }
     }
 }
