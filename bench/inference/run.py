@@ -187,7 +187,18 @@ def print_report(args, info, models, started, finished):
             per_round = " ".join(f"{c / l:.2f}" for c, l in zip(codelm, llama))
             label = label.format(n_prompt=args.n_prompt, n_gen=args.n_gen, n_samples=args.n_samples)
             print(f"   {label:<54} {fmt(median_c):>9} {fmt(median_l):>9} {median_c / median_l:>6.2f}  {per_round}")
+        print_scaling(args, rounds)
         print_bandwidth(args, rounds)
+
+
+def print_scaling(args, rounds):
+    """How much n samples of one prompt gain over one stream, per engine."""
+    for engine in ("codelm", "llama.cpp"):
+        ratios = [r[(engine, "batch")]["batch_decode_tok_s"] / r[(engine, "decode")]["decode_tok_s"]
+                  for r in rounds]
+        per_round = " ".join(f"{x:.2f}" for x in ratios)
+        print(f"   {engine:<10} batch n={args.n_samples} decode / single-stream decode "
+              f"{statistics.median(ratios):5.2f}x (per round: {per_round})")
 
 
 def print_bandwidth(args, rounds):

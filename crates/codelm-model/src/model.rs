@@ -180,17 +180,24 @@ impl KvCache {
         if self.len == self.n_shared {
             return;
         }
-        let mut rows = match &self.shared {
-            Some(shared) if self.n_shared > 0 => shared.head(self.n_shared * self.width),
-            _ => KvRows::empty(self.own.keys.len()),
+        let n = self.n_shared * self.width;
+        let join = |shared: Option<&Vec<f32>>, own: &Vec<f32>| {
+            let mut all = Vec::with_capacity(n + own.len());
+            all.extend_from_slice(shared.map_or(&[][..], |s| &s[..n]));
+            all.extend_from_slice(own);
+            all
         };
-        for (all, own) in rows.keys.iter_mut().zip(&self.own.keys) {
-            all.extend_from_slice(own);
-        }
-        for (all, own) in rows.values.iter_mut().zip(&self.own.values) {
-            all.extend_from_slice(own);
-        }
-        self.own.truncate(0);
+        let shared = self.shared.as_deref();
+        let rows = KvRows {
+            keys: (self.own.keys.iter().enumerate())
+                .map(|(l, own)| join(shared.map(|s| &s.keys[l]), own))
+                .collect(),
+            values: (self.own.values.iter().enumerate())
+                .map(|(l, own)| join(shared.map(|s| &s.values[l]), own))
+                .collect(),
+        };
+        // A new own part: the old one's allocation would outlive its rows.
+        self.own = KvRows::empty(self.own.keys.len());
         self.shared = Some(Arc::new(rows));
         self.n_shared = self.len;
     }
