@@ -21,6 +21,102 @@ use crate::isa::{self, Isa};
 #[cfg(target_arch = "x86_64")]
 mod kquant512;
 
+/// Writes a band's `tile` (its weight rows × `n` tokens, row-major) into `out`
+/// (tokens × `stride` outputs) at columns from `start`: `out[t * stride + start +
+/// r] = tile[r * n + t]`, in 16 × 16 squares so that both sides touch only sixteen
+/// cache lines at a time; with AVX-512, each full square is one [`transpose16`].
+///
+/// # Safety
+/// `out` must be valid for writes at all those indices, and no other thread may
+/// access them meanwhile.
+pub unsafe fn scatter_tile(tile: &[f32], n: usize, out: *mut f32, stride: usize, start: usize) {
+    let n_rows = tile.len() / n.max(1);
+    #[cfg(target_arch = "x86_64")]
+    let wide = has_avx512();
+    for t0 in (0..n).step_by(16) {
+        for r0 in (0..n_rows).step_by(16) {
+            #[cfg(target_arch = "x86_64")]
+            if wide && t0 + 16 <= n && r0 + 16 <= n_rows {
+                // SAFETY: AVX-512F was detected; the square is inside `tile`, and
+                // the caller vouches for `out`.
+                unsafe { scatter_square(tile, n, out, stride, start, (t0, r0)) };
+                continue;
+            }
+            for t in t0..(t0 + 16).min(n) {
+                for r in r0..(r0 + 16).min(n_rows) {
+                    // SAFETY: the caller vouches for `out` at these indices.
+                    unsafe { *out.add(t * stride + start + r) = tile[r * n + t] };
+                }
+            }
+        }
+    }
+}
+
+/// One full square of [`scatter_tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_square(
+    tile: &[f32],
+    n: usize,
+    out: *mut f32,
+    stride: usize,
+    start: usize,
+    (t0, r0): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let rows: [__m512i; 16] = std::array::from_fn(|i| {
+        _mm512_castps_si512(_mm512_loadu_ps(tile[(r0 + i) * n + t0..][..16].as_ptr()))
+    });
+    for (j, col) in transpose16(rows).iter().enumerate() {
+        _mm512_storeu_ps(
+            out.add((t0 + j) * stride + start + r0),
+            _mm512_castsi512_ps(*col),
+        );
+    }
+}
+
+/// Lane `i` of `out[j]` is lane `j` of `rows[i]`: a 16 × 16 transpose of dwords
+/// (pairs of dwords, pairs of qwords, then 128-bit lanes).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(rows: [std::arch::x86_64::__m512i; 16]) -> [std::arch::x86_64::__m512i; 16] {
+    use std::arch::x86_64::*;
+    // a[2k], a[2k + 1]: rows 2k and 2k + 1, columns 4L, 4L + 1 (4L + 2, 4L + 3)
+    // of each 128-bit lane L, interleaved.
+    let a: [__m512i; 16] = std::array::from_fn(|i| {
+        let (x, y) = (rows[i & !1], rows[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(x, y)
+        } else {
+            _mm512_unpackhi_epi32(x, y)
+        }
+    });
+    // b[4m + c]: rows 4m..4m + 4 of column 4L + c in 128-bit lane L.
+    let b: [__m512i; 16] = std::array::from_fn(|i| {
+        let (m, c) = (i / 4, i % 4);
+        let (x, y) = (a[4 * m + c / 2], a[4 * m + 2 + c / 2]);
+        if c % 2 == 0 {
+            _mm512_unpacklo_epi64(x, y)
+        } else {
+            _mm512_unpackhi_epi64(x, y)
+        }
+    });
+    // Column 4L + c gathers lane L of b[c], b[4 + c], b[8 + c], b[12 + c].
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let p0 = _mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]);
+        let p1 = _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]);
+        let q0 = _mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]);
+        let q1 = _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]);
+        out[c] = _mm512_shuffle_i32x4::<0x88>(p0, q0);
+        out[4 + c] = _mm512_shuffle_i32x4::<0xDD>(p0, q0);
+        out[8 + c] = _mm512_shuffle_i32x4::<0x88>(p1, q1);
+        out[12 + c] = _mm512_shuffle_i32x4::<0xDD>(p1, q1);
+    }
+    out
+}
+
 /// One Q8_0 activation block.
 #[derive(Clone, Copy)]
 pub struct BlockQ8 {
@@ -1964,6 +2060,36 @@ mod tests {
                     assert!(
                         err < 0.01,
                         "{isa:?} {dtype:?} cols={cols} scale={scale} avx2={use_avx2}: {got} vs {reference}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every element of a band's tile lands at its (token, row) place of the output,
+    /// and nothing else is written, for squares full and partial.
+    #[test]
+    fn scatter_tile_transposes_into_place() {
+        at_every_level(scatter_tile_transposes_into_place_at);
+    }
+
+    fn scatter_tile_transposes_into_place_at(_: Isa) {
+        for (n, n_rows) in [(1, 7), (10, 16), (16, 16), (33, 40), (48, 32)] {
+            let (stride, start) = (n_rows + 21, 5);
+            let tile: Vec<f32> = (0..n_rows * n).map(|i| i as f32).collect();
+            let mut out = vec![-1f32; n * stride];
+            // SAFETY: `out` holds every (token, start + row) place.
+            unsafe { scatter_tile(&tile, n, out.as_mut_ptr(), stride, start) };
+            for t in 0..n {
+                for c in 0..stride {
+                    let expected = match c.checked_sub(start) {
+                        Some(r) if r < n_rows => tile[r * n + t],
+                        _ => -1.0,
+                    };
+                    assert_eq!(
+                        out[t * stride + c],
+                        expected,
+                        "n {n} rows {n_rows} t {t} c {c}"
                     );
                 }
             }

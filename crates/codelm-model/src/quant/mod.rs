@@ -204,23 +204,9 @@ impl QMatrix {
                 acts,
                 &mut tile,
             );
-            // `tile` is (row, token); transpose it into out (token, row) in 16 × 16
-            // squares, so that both sides touch only sixteen cache lines at a time.
-            for t0 in (0..n).step_by(16) {
-                for r0 in (start..end).step_by(16) {
-                    for token_idx in t0..(t0 + 16).min(n) {
-                        for row_idx in r0..(r0 + 16).min(end) {
-                            // SAFETY: tasks write disjoint row ranges of their job's
-                            // `out`, which outlives the parallel loop; indices are in
-                            // bounds by construction.
-                            unsafe {
-                                *out_ptr.0.add(token_idx * rows + row_idx) =
-                                    tile[(row_idx - start) * n + token_idx];
-                            }
-                        }
-                    }
-                }
-            }
+            // SAFETY: tasks write disjoint row ranges of their job's `out`, which
+            // outlives the parallel loop.
+            unsafe { kernels::scatter_tile(&tile, n, out_ptr.0, rows, start) };
         });
     }
 }

@@ -32,7 +32,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{BlockQ8K, TokenGroup};
+use super::{transpose16, BlockQ8K, TokenGroup};
 use crate::quant::blocks::{scales_mins_k4, GgmlType, QK_K};
 
 /// One k-quant super-block, decoded for the kernels below.
@@ -491,46 +491,6 @@ struct Sixteen {
     mins: [[i32; 16]; 8],
     d: [f32; 16],
     dm: [f32; 16],
-}
-
-/// Lane `i` of `out[j]` is lane `j` of `rows[i]`: a 16 × 16 transpose of dwords
-/// (pairs of dwords, pairs of qwords, then 128-bit lanes).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
-    // a[2k], a[2k + 1]: rows 2k and 2k + 1, columns 4L, 4L + 1 (4L + 2, 4L + 3)
-    // of each 128-bit lane L, interleaved.
-    let a: [__m512i; 16] = std::array::from_fn(|i| {
-        let (x, y) = (rows[i & !1], rows[i | 1]);
-        if i % 2 == 0 {
-            _mm512_unpacklo_epi32(x, y)
-        } else {
-            _mm512_unpackhi_epi32(x, y)
-        }
-    });
-    // b[4m + c]: rows 4m..4m + 4 of column 4L + c in 128-bit lane L.
-    let b: [__m512i; 16] = std::array::from_fn(|i| {
-        let (m, c) = (i / 4, i % 4);
-        let (x, y) = (a[4 * m + c / 2], a[4 * m + 2 + c / 2]);
-        if c % 2 == 0 {
-            _mm512_unpacklo_epi64(x, y)
-        } else {
-            _mm512_unpackhi_epi64(x, y)
-        }
-    });
-    // Column 4L + c gathers lane L of b[c], b[4 + c], b[8 + c], b[12 + c].
-    let mut out = [_mm512_setzero_si512(); 16];
-    for c in 0..4 {
-        let p0 = _mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]);
-        let p1 = _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]);
-        let q0 = _mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]);
-        let q1 = _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]);
-        out[c] = _mm512_shuffle_i32x4::<0x88>(p0, q0);
-        out[4 + c] = _mm512_shuffle_i32x4::<0xDD>(p0, q0);
-        out[8 + c] = _mm512_shuffle_i32x4::<0x88>(p1, q1);
-        out[12 + c] = _mm512_shuffle_i32x4::<0xDD>(p1, q1);
-    }
-    out
 }
 
 /// Interleaves one super-block of sixteen unpacked rows.
