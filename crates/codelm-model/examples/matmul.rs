@@ -22,6 +22,8 @@ fn main() {
         GgmlType::Q6_K,
         GgmlType::Q5_K,
         GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::F32,
     ];
     let w: Vec<f32> = (0..rows * cols)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)

@@ -455,9 +455,35 @@ pub fn dot_rows(
             let out = &mut tile[r * n + t0..r * n + t1];
             match acts {
                 Activations::F32(xs, cols) => {
-                    for (t, o) in out.iter_mut().enumerate() {
-                        let xs = &xs[(t0 + t) * cols..(t0 + t + 1) * cols];
-                        *o = dot_float(dtype, row, xs, use_avx2);
+                    let x = |t: usize| &xs[(t0 + t) * cols..(t0 + t + 1) * cols];
+                    // Several tokens per pass over the row, the same arithmetic.
+                    #[cfg(not(target_arch = "x86_64"))]
+                    let t = 0;
+                    #[cfg(target_arch = "x86_64")]
+                    let mut t = 0;
+                    #[cfg(target_arch = "x86_64")]
+                    if use_avx2 {
+                        // SAFETY: AVX2, FMA and F16C (and AVX-512F/VL for eight) were
+                        // detected at run time.
+                        unsafe {
+                            if has_avx512() {
+                                while t + 8 <= out.len() {
+                                    let xs = std::array::from_fn(|k| x(t + k));
+                                    let sums = avx512::dot_float_tokens::<8>(dtype, row, xs);
+                                    out[t..t + 8].copy_from_slice(&sums);
+                                    t += 8;
+                                }
+                            }
+                            while t + 3 <= out.len() {
+                                let xs = std::array::from_fn(|k| x(t + k));
+                                let sums = avx2::dot_float_tokens::<3>(dtype, row, xs);
+                                out[t..t + 3].copy_from_slice(&sums);
+                                t += 3;
+                            }
+                        }
+                    }
+                    for (t, o) in out.iter_mut().enumerate().skip(t) {
+                        *o = dot_float(dtype, row, x(t), use_avx2);
                     }
                 }
                 Activations::Q8(blocks, per_row, _) => {
@@ -909,7 +935,7 @@ mod avx2 {
     /// Eight weights of a float row from element `i` on, as f32.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn float8(dtype: GgmlType, row: &[u8], i: usize) -> __m256 {
+    pub(super) unsafe fn float8(dtype: GgmlType, row: &[u8], i: usize) -> __m256 {
         match dtype {
             GgmlType::F32 => _mm256_loadu_ps(row.as_ptr().add(4 * i) as *const f32),
             GgmlType::F16 => _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i).cast())),
@@ -949,6 +975,45 @@ mod avx2 {
         total
     }
 
+    /// [`dot_float`] of one row against `T` tokens: each 8-element stretch of the
+    /// row is loaded (and widened) once for all of them, and every token runs
+    /// exactly `dot_float`'s chains, so each result is bit-identical to it.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_float_tokens<const T: usize>(
+        dtype: GgmlType,
+        row: &[u8],
+        xs: [&[f32]; T],
+    ) -> [f32; T] {
+        let n = xs[0].len();
+        assert!(row.len() == n * dtype.block_bytes() && xs.iter().all(|x| x.len() == n));
+        let mut acc = [[_mm256_setzero_ps(); 4]; T];
+        let mut i = 0;
+        while i + 32 <= n {
+            for k in 0..4 {
+                let w = float8(dtype, row, i + 8 * k);
+                for (acc, x) in acc.iter_mut().zip(&xs) {
+                    let x = _mm256_loadu_ps(x.as_ptr().add(i + 8 * k));
+                    acc[k] = _mm256_fmadd_ps(w, x, acc[k]);
+                }
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            let w = float8(dtype, row, i);
+            for (acc, x) in acc.iter_mut().zip(&xs) {
+                acc[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.as_ptr().add(i)), acc[0]);
+            }
+            i += 8;
+        }
+        let bb = dtype.block_bytes();
+        std::array::from_fn(|t| {
+            let a = &acc[t];
+            let sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+            hsum(sum) + super::dot_float_scalar(dtype, &row[i * bb..], &xs[t][i..])
+        })
+    }
+
     /// IEEE half at `at` to f32 with the F16C instruction.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -959,7 +1024,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(v: __m256) -> f32 {
+    pub(super) unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
         let s = _mm_add_ps(lo, hi);
@@ -1356,6 +1421,66 @@ mod avx512 {
 
     use super::GroupQ8;
     use crate::quant::blocks::GgmlType;
+
+    /// Sixteen weights of a float row from element `i`, as f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
+    unsafe fn float16(dtype: GgmlType, row: &[u8], i: usize) -> __m512 {
+        match dtype {
+            GgmlType::F32 => _mm512_loadu_ps(row.as_ptr().add(4 * i) as *const f32),
+            GgmlType::F16 => _mm512_cvtph_ps(_mm256_loadu_si256(row.as_ptr().add(2 * i).cast())),
+            // A bf16 is the high half of an f32.
+            _ => {
+                let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(row.as_ptr().add(2 * i).cast()));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))
+            }
+        }
+    }
+
+    /// `super::avx2::dot_float_tokens` with sixteen-lane vectors: lanes 0..8 and
+    /// 8..16 of `acc[t][h]` are that function's chains `2h` and `2h + 1`, each
+    /// element's product is added by the same `fma` into the same chain, and the
+    /// chains are summed in the same order, so every result is bit-identical to
+    /// `dot_float`'s.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
+    pub unsafe fn dot_float_tokens<const T: usize>(
+        dtype: GgmlType,
+        row: &[u8],
+        xs: [&[f32]; T],
+    ) -> [f32; T] {
+        let n = xs[0].len();
+        assert!(row.len() == n * dtype.block_bytes() && xs.iter().all(|x| x.len() == n));
+        let mut acc = [[_mm512_setzero_ps(); 2]; T];
+        let mut i = 0;
+        while i + 32 <= n {
+            for h in 0..2 {
+                let w = float16(dtype, row, i + 16 * h);
+                for (acc, x) in acc.iter_mut().zip(&xs) {
+                    let x = _mm512_loadu_ps(x.as_ptr().add(i + 16 * h));
+                    acc[h] = _mm512_fmadd_ps(w, x, acc[h]);
+                }
+            }
+            i += 32;
+        }
+        // The 8-element rest goes into chain 0 alone.
+        while i + 8 <= n {
+            let w = _mm512_castps256_ps512(super::avx2::float8(dtype, row, i));
+            for (acc, x) in acc.iter_mut().zip(&xs) {
+                let x = _mm512_castps256_ps512(_mm256_loadu_ps(x.as_ptr().add(i)));
+                acc[0] = _mm512_mask3_fmadd_ps(w, x, acc[0], 0x00FF);
+            }
+            i += 8;
+        }
+        let bb = dtype.block_bytes();
+        let lo = |v: __m512| _mm512_castps512_ps256(v);
+        let hi = |v: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+        std::array::from_fn(|t| {
+            let [a, b] = acc[t];
+            let sum = _mm256_add_ps(_mm256_add_ps(lo(a), hi(a)), _mm256_add_ps(lo(b), hi(b)));
+            super::avx2::hsum(sum) + super::dot_float_scalar(dtype, &row[i * bb..], &xs[t][i..])
+        })
+    }
 
     const Q4: u8 = 0;
     const Q5: u8 = 1;
