@@ -24,7 +24,8 @@ mod kquant512;
 /// Writes a band's `tile` (its weight rows × `n` tokens, row-major) into `out`
 /// (tokens × `stride` outputs) at columns from `start`: `out[t * stride + start +
 /// r] = tile[r * n + t]`, in 16 × 16 squares so that both sides touch only sixteen
-/// cache lines at a time; with AVX-512, each full square is one [`transpose16`].
+/// cache lines at a time; with AVX-512, each square of sixteen rows is one
+/// [`transpose16`].
 ///
 /// # Safety
 /// `out` must be valid for writes at all those indices, and no other thread may
@@ -34,15 +35,16 @@ pub unsafe fn scatter_tile(tile: &[f32], n: usize, out: *mut f32, stride: usize,
     #[cfg(target_arch = "x86_64")]
     let wide = has_avx512();
     for t0 in (0..n).step_by(16) {
+        let tokens = (n - t0).min(16);
         for r0 in (0..n_rows).step_by(16) {
             #[cfg(target_arch = "x86_64")]
-            if wide && t0 + 16 <= n && r0 + 16 <= n_rows {
+            if wide && r0 + 16 <= n_rows {
                 // SAFETY: AVX-512F was detected; the square is inside `tile`, and
                 // the caller vouches for `out`.
-                unsafe { scatter_square(tile, n, out, stride, start, (t0, r0)) };
+                unsafe { scatter_square(tile, n, out, stride, start, (t0, r0, tokens)) };
                 continue;
             }
-            for t in t0..(t0 + 16).min(n) {
+            for t in t0..t0 + tokens {
                 for r in r0..(r0 + 16).min(n_rows) {
                     // SAFETY: the caller vouches for `out` at these indices.
                     unsafe { *out.add(t * stride + start + r) = tile[r * n + t] };
@@ -52,7 +54,7 @@ pub unsafe fn scatter_tile(tile: &[f32], n: usize, out: *mut f32, stride: usize,
     }
 }
 
-/// One full square of [`scatter_tile`].
+/// One square of [`scatter_tile`]: sixteen rows, `tokens` (at most sixteen) tokens.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn scatter_square(
@@ -61,13 +63,15 @@ unsafe fn scatter_square(
     out: *mut f32,
     stride: usize,
     start: usize,
-    (t0, r0): (usize, usize),
+    (t0, r0, tokens): (usize, usize, usize),
 ) {
     use std::arch::x86_64::*;
+    let mask = ((1u32 << tokens) - 1) as u16;
     let rows: [__m512i; 16] = std::array::from_fn(|i| {
-        _mm512_castps_si512(_mm512_loadu_ps(tile[(r0 + i) * n + t0..][..16].as_ptr()))
+        let row = &tile[(r0 + i) * n + t0..][..tokens];
+        _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, row.as_ptr()))
     });
-    for (j, col) in transpose16(rows).iter().enumerate() {
+    for (j, col) in transpose16(rows).iter().enumerate().take(tokens) {
         _mm512_storeu_ps(
             out.add((t0 + j) * stride + start + r0),
             _mm512_castsi512_ps(*col),
