@@ -41,8 +41,6 @@ use crate::quant::blocks::{scales_mins_k4, GgmlType, QK_K};
 pub struct Unpacked {
     /// Unsigned quants, element order.
     q: [u8; QK_K],
-    /// Per 64-element chunk, 32 i16 lanes: the scale of each `vpmaddubsw` pair.
-    scales: [i16; 4 * 32],
     /// Weights of the activations' sixteen 16-element sums.
     mins: [i16; 16],
     /// The scale of each quant group (eight 32-element groups for Q4_K, sixteen
@@ -57,7 +55,6 @@ pub struct Unpacked {
 impl Unpacked {
     const ZERO: Unpacked = Unpacked {
         q: [0; QK_K],
-        scales: [0; 128],
         mins: [0; 16],
         group_scales: [0; 16],
         d: 0.0,
@@ -105,41 +102,28 @@ const PREFETCH_AHEAD: usize = 2048;
 /// (1.5B decode +8%; anywhere from 8 to 64 KiB measured the same).
 const FAR_AHEAD: usize = 16384;
 
-/// Decodes a Q4_K, Q5_K or Q6_K row into `out`, one [`Unpacked`] per super-block; the
-/// per-lane `scales` that only `q5k_sums` reads are written when `lanes`.
+/// Decodes a Q4_K, Q5_K or Q6_K row into `out`, one [`Unpacked`] per super-block.
 ///
 /// # Safety
 /// [`available`] must be true.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>, lanes: bool) {
+pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>) {
     let bb = dtype.block_bytes();
-    // Every field of every block is overwritten below (`scales` when `lanes`).
+    // Every field of every block is overwritten below.
     out.resize(row.len() / bb, Unpacked::ZERO);
     for (b, u) in row.chunks_exact(bb).zip(out.iter_mut()) {
         prefetch_ahead::<false>(b);
         match dtype {
-            GgmlType::Q4_K | GgmlType::Q5_K => unpack_k4(dtype, b, u, lanes),
-            _ => unpack_q6k(b, u, lanes),
+            GgmlType::Q4_K | GgmlType::Q5_K => unpack_k4(dtype, b, u),
+            _ => unpack_q6k(b, u),
         }
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn store_scales(u: &mut Unpacked, widened: __m512i, index: &[[i16; 32]; 4]) {
-    for (c, idx) in index.iter().enumerate() {
-        let idx = _mm512_loadu_si512(idx.as_ptr() as *const __m512i);
-        _mm512_store_si512(
-            u.scales.as_mut_ptr().add(32 * c) as *mut __m512i,
-            _mm512_permutexvar_epi16(idx, widened),
-        );
     }
 }
 
 /// Q4_K and Q5_K: the quants (see `avx2::k4_quants`), scales, mins and factors.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_k4(dtype: GgmlType, b: &[u8], u: &mut Unpacked, lanes: bool) {
+unsafe fn unpack_k4(dtype: GgmlType, b: &[u8], u: &mut Unpacked) {
     for c in 0..4 {
         let (lo, hi) = super::avx2::k4_quants(dtype, b, c);
         let q = u.q.as_mut_ptr().add(64 * c);
@@ -149,10 +133,6 @@ unsafe fn unpack_k4(dtype: GgmlType, b: &[u8], u: &mut Unpacked, lanes: bool) {
     let (sc, mins) = scales_mins_k4(&b[4..16]);
     for (g, &s) in u.group_scales.iter_mut().zip(&sc) {
         *g = s as i32;
-    }
-    let sc = _mm_cvtepu8_epi16(_mm_set_epi64x(0, i64::from_le_bytes(sc)));
-    if lanes {
-        store_scales(u, _mm512_castsi128_si512(sc), &Q4K_SCALE_INDEX);
     }
     // Each min weighs the two 16-sums of its 32-element sub-block.
     let m = _mm_set_epi64x(0, i64::from_le_bytes(mins));
@@ -166,7 +146,7 @@ unsafe fn unpack_k4(dtype: GgmlType, b: &[u8], u: &mut Unpacked, lanes: bool) {
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked, lanes: bool) {
+unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked) {
     for half in 0..2 {
         for (g, q) in super::avx2::q6k_quants(b, half).iter().enumerate() {
             _mm256_store_si256(
@@ -176,9 +156,6 @@ unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked, lanes: bool) {
         }
     }
     let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(192) as *const __m128i));
-    if lanes {
-        store_scales(u, _mm512_castsi256_si512(sc), &Q6K_SCALE_INDEX);
-    }
     _mm256_store_si256(u.mins.as_mut_ptr() as *mut __m256i, sc);
     for (g, &s) in u.group_scales.iter_mut().zip(&b[192..208]) {
         *g = s as i8 as i32;
@@ -261,11 +238,15 @@ unsafe fn q4k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q5k_sums(b: &[u8], y: &BlockQ8K) -> (i32, i32, f32, f32) {
     let mut u = Unpacked::ZERO;
-    unpack_k4(GgmlType::Q5_K, b, &mut u, true);
+    unpack_k4(GgmlType::Q5_K, b, &mut u);
+    // The eight group scales as i16, spread over each chunk's lanes as in `q4k_sums`.
+    let sc = _mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_loadu_si512(
+        u.group_scales.as_ptr() as *const __m512i,
+    )));
     let mut sumi = [_mm512_setzero_si512(); 2];
-    for c in 0..4 {
+    for (c, idx) in Q4K_SCALE_INDEX.iter().enumerate() {
         let w = _mm512_load_si512(u.q.as_ptr().add(64 * c) as *const __m512i);
-        let s = _mm512_load_si512(u.scales.as_ptr().add(32 * c) as *const __m512i);
+        let s = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx.as_ptr() as *const __m512i), sc);
         let yq = _mm512_loadu_si512(y.qs.as_ptr().add(64 * c) as *const __m512i);
         sumi[c & 1] = _mm512_dpwssd_epi32(sumi[c & 1], _mm512_maddubs_epi16(w, yq), s);
     }
@@ -422,7 +403,7 @@ pub unsafe fn dot_rows(
         for r0 in (0..n_rows).step_by(4) {
             let rr = (n_rows - r0).min(4);
             for (i, u) in unpacked.iter_mut().enumerate().take(rr) {
-                unpack_row(dtype, row(r0 + i), u, false);
+                unpack_row(dtype, row(r0 + i), u);
             }
             // The next four rows, requested during this block's first group.
             let next = &rows
@@ -645,8 +626,8 @@ unsafe fn dot_rows_in_lanes(
                 }
                 let b = &rows[at..at + bb];
                 match dtype {
-                    GgmlType::Q4_K | GgmlType::Q5_K => unpack_k4(dtype, b, u, false),
-                    _ => unpack_q6k(b, u, false),
+                    GgmlType::Q4_K | GgmlType::Q5_K => unpack_k4(dtype, b, u),
+                    _ => unpack_q6k(b, u),
                 }
             }
             interleave(&u, &mut six);
