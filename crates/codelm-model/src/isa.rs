@@ -1,36 +1,100 @@
-//! The instruction-set levels that the hand-written kernels (`quant::kernels`,
-//! `ops`) dispatch between, and, in tests, a per-thread cap on them, so that one
-//! machine with AVX-512 also runs the AVX2 and the portable paths.
+//! The CPU features the hand-written kernels use, detected in one place.
+//!
+//! Every dispatch in the crate (`quant::kernels`, `ops`) reads [`features`]: one
+//! value, detected once per process, that the tests can cap per thread so that one
+//! machine with AVX-512 also runs the AVX2 and the portable paths
+//! ([`at_every_level`]). Which kernel a storage type gets is then a table lookup
+//! (`quant::kernels::Kernel::select`), printable with `codelm models info`.
+//!
+//! The levels are deliberately coarse. [`Isa::Avx512`] means the AVX-512 of Ice
+//! Lake, Sapphire Rapids and Zen 4 (F, BW, VL, VNNI, VBMI, BITALG), which every
+//! AVX-512 kernel here may assume; a CPU with only some of it (Skylake-X,
+//! Cascade Lake) runs the AVX2 kernels, so no kernel needs its own test of a
+//! feature subset.
+
+use std::sync::OnceLock;
 
 /// Instruction-set levels, lowest first.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub(crate) enum Isa {
-    /// No vector extension the kernels use (only tests cap the kernels here).
-    #[cfg_attr(not(test), allow(dead_code))]
+pub enum Isa {
+    /// No vector extension the kernels use (aarch64's NEON is part of its
+    /// baseline, so the portable code uses it there without a level).
     Portable,
+    /// AVX2, FMA and F16C (Haswell, Zen 1 and later).
     Avx2,
+    /// AVX-512 F, BW, VL, VNNI, VBMI and BITALG (Ice Lake, Zen 4 and later).
     Avx512,
+}
+
+/// What the kernels may use on this thread.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Features {
+    /// The widest level.
+    pub level: Isa,
+    /// AVX-VNNI (`vpdpbusd` on 256-bit vectors without AVX-512: Alder Lake and
+    /// later client CPUs, Zen 5); only meaningful with [`Isa::Avx2`] or above.
+    pub avx_vnni: bool,
+}
+
+impl Features {
+    /// Whether the kernels may use `isa`.
+    #[inline]
+    pub fn has(self, isa: Isa) -> bool {
+        self.level >= isa
+    }
+}
+
+/// The features of this CPU, capped on this thread in tests.
+#[inline]
+pub fn features() -> Features {
+    static DETECTED: OnceLock<Features> = OnceLock::new();
+    let detected = *DETECTED.get_or_init(detect);
+    #[cfg(test)]
+    {
+        let cap = CAP.with(|cap| cap.get());
+        Features {
+            level: detected.level.min(cap),
+            avx_vnni: detected.avx_vnni && cap >= Isa::Avx2,
+        }
+    }
+    #[cfg(not(test))]
+    detected
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Features {
+    use std::is_x86_feature_detected as has;
+    let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+    let avx512 = avx2
+        && has!("avx512f")
+        && has!("avx512bw")
+        && has!("avx512vl")
+        && has!("avx512vnni")
+        && has!("avx512vbmi")
+        && has!("avx512bitalg");
+    let level = match (avx512, avx2) {
+        (true, _) => Isa::Avx512,
+        (false, true) => Isa::Avx2,
+        _ => Isa::Portable,
+    };
+    Features {
+        level,
+        avx_vnni: avx2 && has!("avxvnni"),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Features {
+    Features {
+        level: Isa::Portable,
+        avx_vnni: false,
+    }
 }
 
 #[cfg(test)]
 thread_local! {
     /// The widest level the kernels may use on this thread.
     static CAP: std::cell::Cell<Isa> = const { std::cell::Cell::new(Isa::Avx512) };
-}
-
-/// Whether the kernels may use `isa` on this thread, if the CPU has it (always,
-/// outside the tests).
-#[inline]
-pub(crate) fn allowed(isa: Isa) -> bool {
-    #[cfg(test)]
-    {
-        CAP.with(|cap| cap.get()) >= isa
-    }
-    #[cfg(not(test))]
-    {
-        let _ = isa;
-        true
-    }
 }
 
 /// Runs `f` at every level, lowest first, with the kernels capped at that level

@@ -173,20 +173,18 @@ pub fn weighted_sums(out: &mut [f32], weights: &[f32], src: Rows, heads: usize) 
     }
 }
 
-/// Whether the AVX-512F versions can run (checked once, then cached by std).
+/// Whether the AVX-512 versions can run.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx512() -> bool {
-    isa::allowed(Isa::Avx512) && std::is_x86_feature_detected!("avx512f")
+    isa::features().has(Isa::Avx512)
 }
 
-/// Whether the AVX2+FMA versions can run (checked once, then cached by std).
+/// Whether the AVX2+FMA versions can run.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx2() -> bool {
-    isa::allowed(Isa::Avx2)
-        && std::is_x86_feature_detected!("avx2")
-        && std::is_x86_feature_detected!("fma")
+    isa::features().has(Isa::Avx2)
 }
 
 /// Dot product.

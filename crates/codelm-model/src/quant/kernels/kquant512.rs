@@ -32,7 +32,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{transpose16, BlockQ8K, TokenGroup};
+use super::acts::{BlockQ8K, TokenGroup};
+use super::avx512::transpose16;
 use crate::quant::blocks::{scales_mins_k4, GgmlType, QK_K};
 
 /// One k-quant super-block, decoded for the kernels below.
@@ -60,16 +61,6 @@ impl Unpacked {
         d: 0.0,
         dm: 0.0,
     };
-}
-
-/// Whether this CPU runs these kernels.
-pub fn available() -> bool {
-    crate::isa::allowed(crate::isa::Isa::Avx512)
-        && super::has_avx2()
-        && std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx512vnni")
 }
 
 /// `vpermw` indices that spread eight (Q4_K) or sixteen (Q6_K) i16 scales over a
@@ -105,7 +96,7 @@ const FAR_AHEAD: usize = 16384;
 /// Decodes a Q4_K, Q5_K or Q6_K row into `out`, one [`Unpacked`] per super-block.
 ///
 /// # Safety
-/// [`available`] must be true.
+/// The CPU must have [`crate::isa::Isa::Avx512`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], out: &mut Vec<Unpacked>) {
     let bb = dtype.block_bytes();
@@ -170,7 +161,7 @@ unsafe fn unpack_q6k(b: &[u8], u: &mut Unpacked) {
 /// writing the decoded row out.
 ///
 /// # Safety
-/// [`available`] must be true.
+/// The CPU must have [`crate::isa::Isa::Avx512`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot_row(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
     dot_packed_rows::<1>(dtype, [row], ys)[0]
@@ -313,7 +304,7 @@ unsafe fn prefetch_ahead<const FAR: bool>(b: &[u8]) {
 /// scale group: 8 for Q4_K and Q5_K, 4 for Q6_K.
 ///
 /// # Safety
-/// [`available`] must be true, and every row must hold `acts.len()` blocks.
+/// The CPU must have [`crate::isa::Isa::Avx512`], and every row must hold `acts.len()` blocks.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn dot_group<const R: usize, const K: usize>(
@@ -374,7 +365,7 @@ unsafe fn dot_group<const R: usize, const K: usize>(
 /// rows, more through `dot_rows_in_lanes`.
 ///
 /// # Safety
-/// [`available`] must be true.
+/// The CPU must have [`crate::isa::Isa::Avx512`].
 ///
 /// # Panics
 /// If the slices do not have the shapes above.
@@ -661,11 +652,11 @@ unsafe fn dot_rows_in_lanes(
     }
 }
 
-/// [`super::quantize_q8k`] with AVX-512: the same quants, scale and sums for
+/// [`super::acts::quantize_q8k`] with AVX-512: the same quants, scale and sums for
 /// finite inputs (the same float operations, vectorized).
 ///
 /// # Safety
-/// [`available`] must be true.
+/// The CPU must have [`crate::isa::Isa::Avx512`].
 ///
 /// # Panics
 /// If `x` is not `QK_K` long.
