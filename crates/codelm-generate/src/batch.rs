@@ -37,7 +37,8 @@ use codelm_model::KvCache;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::generate::{Completion, Engine, FinishReason, Request};
+use crate::generate::Engine;
+use crate::request::{Completion, FinishReason, Request};
 use crate::sampler::{logprobs, Logprobs, Sampler, SamplingParams};
 use crate::stop::{StopMatcher, Utf8Stream};
 
@@ -98,14 +99,33 @@ struct Sample {
     stop: StopMatcher,
     text: String,
     tokens: Vec<u32>,
-    /// Logits to sample the next token from.
-    logits: Option<Vec<f32>>,
-    /// The token drawn from `logits`, with its log-probabilities if asked for.
-    drawn: Option<Result<(u32, Option<Logprobs>)>>,
+    state: State,
+}
+
+/// Where a sample is in a step: a forward pass leaves it holding logits, the
+/// parallel draw turns them into a token, reporting the token either ends the
+/// sample or makes it the input of the next forward pass.
+enum State {
+    /// Logits to draw the next token from.
+    Draw(Vec<f32>),
+    /// The token drawn, with its log-probabilities if asked for, not yet
+    /// reported.
+    Drawn(Result<(u32, Option<Logprobs>)>),
     /// The token to feed in the next forward pass.
-    next: Option<u32>,
-    finish: Option<FinishReason>,
-    hit_stop_string: bool,
+    Feed(u32),
+    /// The sample ended; `hit_stop_string` says a stop string matched, so no
+    /// held-back text is released.
+    Finished {
+        reason: FinishReason,
+        hit_stop_string: bool,
+    },
+}
+
+impl State {
+    const CANCELLED: State = State::Finished {
+        reason: FinishReason::Cancelled,
+        hit_stop_string: false,
+    };
 }
 
 enum Stage {
@@ -269,10 +289,11 @@ impl<'e> Batch<'e> {
             }
         }
         drawing.into_par_iter().for_each(|(request, sample)| {
-            if let Some(logits) = sample.logits.take() {
+            if let State::Draw(logits) = &mut sample.state {
+                let logits = std::mem::take(logits);
                 let is_end =
                     |token| request.stop_tokens.contains(&token) || tokenizer.is_eog(token);
-                sample.drawn = Some(draw(request, sample, logits, is_end));
+                sample.state = State::Drawn(draw(request, sample, logits, is_end));
             }
         });
         for active in self.active.iter_mut().filter(|a| !a.cancelled) {
@@ -281,15 +302,24 @@ impl<'e> Batch<'e> {
             };
             let request = &active.request;
             for sample in samples.iter_mut() {
-                let Some(drawn) = sample.drawn.take() else {
-                    continue;
+                // A draw left unreported (the request was cancelled, or the
+                // draw failed) leaves the sample cancelled.
+                let drawn = match std::mem::replace(&mut sample.state, State::CANCELLED) {
+                    State::Drawn(drawn) => drawn,
+                    state => {
+                        sample.state = state;
+                        continue;
+                    }
                 };
                 if active.cancelled {
                     continue;
                 }
                 let (token, token_logprobs) = drawn?;
                 if request.stop_tokens.contains(&token) || tokenizer.is_eog(token) {
-                    sample.finish = Some(FinishReason::Stop);
+                    sample.state = State::Finished {
+                        reason: FinishReason::Stop,
+                        hit_stop_string: false,
+                    };
                     continue;
                 }
                 sample.tokens.push(token);
@@ -304,18 +334,24 @@ impl<'e> Batch<'e> {
                     text: step.text,
                     logprobs: token_logprobs,
                 });
-                if !keep_going {
+                sample.state = if !keep_going {
                     active.cancelled = true;
+                    State::CANCELLED
                 } else if stopped {
-                    sample.finish = Some(FinishReason::Stop);
-                    sample.hit_stop_string = true;
+                    State::Finished {
+                        reason: FinishReason::Stop,
+                        hit_stop_string: true,
+                    }
                 } else if sample.tokens.len() >= request.options.max_tokens
                     || sample.cache.len() + 1 >= engine.n_ctx()
                 {
-                    sample.finish = Some(FinishReason::Length);
+                    State::Finished {
+                        reason: FinishReason::Length,
+                        hit_stop_string: false,
+                    }
                 } else {
-                    sample.next = Some(token);
-                }
+                    State::Feed(token)
+                };
             }
         }
         Ok(())
@@ -336,12 +372,15 @@ impl<'e> Batch<'e> {
                     // A request cancelled before its prompt was read has
                     // samples that never started.
                     Stage::Prefill { .. } => (0..active.request.options.n)
-                        .map(|idx| new_sample(&active.request, idx, KvCache::default()))
+                        .map(|idx| {
+                            new_sample(&active.request, idx, KvCache::default(), State::CANCELLED)
+                        })
                         .collect(),
                 };
                 for mut sample in samples {
-                    sample.finish.get_or_insert(FinishReason::Cancelled);
-                    sample.next = None;
+                    if !matches!(sample.state, State::Finished { .. }) {
+                        sample.state = State::CANCELLED;
+                    }
                     done(active, sample, on_event);
                 }
                 continue;
@@ -351,7 +390,7 @@ impl<'e> Batch<'e> {
             };
             let (finished, running): (Vec<Sample>, Vec<Sample>) = std::mem::take(samples)
                 .into_iter()
-                .partition(|s| s.finish.is_some());
+                .partition(|s| matches!(s.state, State::Finished { .. }));
             *samples = running;
             for sample in finished {
                 done(active, sample, on_event);
@@ -364,29 +403,39 @@ impl<'e> Batch<'e> {
     }
 
     fn forward(&mut self) -> Result<()> {
+        /// Where a sequence's logits go.
         enum Slot {
+            /// Request index, sample index.
             Sample(usize, usize),
+            /// Request index, end of the prompt chunk.
             Prefill(usize, usize),
         }
+        // One walk over the requests picks each sequence of the pass, its
+        // cache and its new tokens, and where its logits go (`slots`).
+        let engine = self.engine;
         let mut slots: Vec<Slot> = Vec::new();
-        let mut inputs: Vec<Vec<u32>> = Vec::new();
+        let mut caches: Vec<&mut KvCache> = Vec::new();
+        let mut inputs: Vec<&[u32]> = Vec::new();
         let mut budget = self.options.prefill_chunk.max(1);
-        for (a, active) in self.active.iter().enumerate() {
-            match &active.stage {
+        for (a, active) in self.active.iter_mut().enumerate() {
+            match &mut active.stage {
                 Stage::Decode { samples } => {
-                    for (s, sample) in samples.iter().enumerate() {
-                        if let Some(token) = sample.next {
+                    for (s, sample) in samples.iter_mut().enumerate() {
+                        if let State::Feed(token) = &sample.state {
                             slots.push(Slot::Sample(a, s));
-                            inputs.push(vec![token]);
+                            caches.push(&mut sample.cache);
+                            inputs.push(std::slice::from_ref(token));
                         }
                     }
                 }
                 Stage::Prefill { cache } if budget > 0 => {
                     let prompt = &active.request.prompt;
-                    let end = prompt.len().min(cache.len() + budget);
-                    budget -= end - cache.len();
+                    let start = cache.len();
+                    let end = prompt.len().min(start + budget);
+                    budget -= end - start;
                     slots.push(Slot::Prefill(a, end));
-                    inputs.push(prompt[cache.len()..end].to_vec());
+                    caches.push(cache);
+                    inputs.push(&prompt[start..end]);
                 }
                 Stage::Prefill { .. } => {}
             }
@@ -394,38 +443,9 @@ impl<'e> Batch<'e> {
         if slots.is_empty() {
             return Ok(());
         }
-
-        let n_ctx = self.engine.n_ctx();
-        let logits = {
-            let mut caches: Vec<&mut KvCache> = Vec::with_capacity(slots.len());
-            let mut slot_iter = slots.iter().peekable();
-            for (a, active) in self.active.iter_mut().enumerate() {
-                match &mut active.stage {
-                    Stage::Prefill { cache } => {
-                        if let Some(Slot::Prefill(slot_a, _)) = slot_iter.peek() {
-                            if *slot_a == a {
-                                caches.push(cache);
-                                slot_iter.next();
-                            }
-                        }
-                    }
-                    Stage::Decode { samples } => {
-                        for (s, sample) in samples.iter_mut().enumerate() {
-                            if let Some(Slot::Sample(slot_a, slot_s)) = slot_iter.peek() {
-                                if (*slot_a, *slot_s) == (a, s) {
-                                    caches.push(&mut sample.cache);
-                                    slot_iter.next();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            let input_refs: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
-            self.engine
-                .model()
-                .forward(&mut caches, &input_refs, n_ctx, false)?
-        };
+        let logits = engine
+            .model()
+            .forward(&mut caches, &inputs, engine.n_ctx(), false)?;
 
         let mut finished_prompts = Vec::new();
         for (slot, logits) in slots.into_iter().zip(logits) {
@@ -434,8 +454,7 @@ impl<'e> Batch<'e> {
                     let Stage::Decode { samples } = &mut self.active[a].stage else {
                         unreachable!("a sample slot belongs to a decoding request");
                     };
-                    samples[s].next = None;
-                    samples[s].logits = Some(logits);
+                    samples[s].state = State::Draw(logits);
                 }
                 Slot::Prefill(a, end) => {
                     let active = &mut self.active[a];
@@ -454,9 +473,8 @@ impl<'e> Batch<'e> {
                     cache.freeze();
                     let samples: Vec<Sample> = (0..active.request.options.n)
                         .map(|idx| {
-                            let mut sample = new_sample(&active.request, idx, cache.clone());
-                            sample.logits = Some(logits.clone());
-                            sample
+                            let state = State::Draw(logits.clone());
+                            new_sample(&active.request, idx, cache.clone(), state)
                         })
                         .collect();
                     finished_prompts.push((a, cache));
@@ -499,7 +517,7 @@ fn draw(
     Ok((token, token_logprobs))
 }
 
-fn new_sample(request: &Request, idx: usize, cache: KvCache) -> Sample {
+fn new_sample(request: &Request, idx: usize, cache: KvCache, state: State) -> Sample {
     let opts = &request.options;
     Sample {
         idx,
@@ -512,19 +530,26 @@ fn new_sample(request: &Request, idx: usize, cache: KvCache) -> Sample {
         stop: StopMatcher::new(&opts.stop),
         text: String::new(),
         tokens: Vec::new(),
-        logits: None,
-        drawn: None,
-        next: None,
-        finish: None,
-        hit_stop_string: false,
+        state,
     }
 }
 
 /// Reports a finished sample: text held back as a possible stop-string prefix
 /// is released unless a stop string actually matched.
+///
+/// # Panics
+///
+/// If `sample` has not finished.
 fn done(active: &Active, mut sample: Sample, on_event: &mut dyn FnMut(Event) -> bool) {
+    let State::Finished {
+        reason,
+        hit_stop_string,
+    } = sample.state
+    else {
+        panic!("only a finished sample is reported");
+    };
     let mut tail = String::new();
-    if !sample.hit_stop_string {
+    if !hit_stop_string {
         let step = sample.stop.push(&sample.utf8.finish());
         let stopped = step.is_stopped();
         tail = step.text;
@@ -540,7 +565,7 @@ fn done(active: &Active, mut sample: Sample, on_event: &mut dyn FnMut(Event) -> 
         completion: Completion {
             text: sample.text,
             tokens: sample.tokens,
-            finish_reason: sample.finish.unwrap_or(FinishReason::Length),
+            finish_reason: reason,
             n_prompt_tokens: active.request.prompt.len(),
             n_cached_tokens: active.n_cached,
         },

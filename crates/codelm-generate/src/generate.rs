@@ -21,85 +21,8 @@ use codelm_model::{Model, ModelFile, Tokenizer};
 use crate::batch::{Batch, BatchOptions, Event};
 use crate::chat::{ChatTemplate, Message};
 use crate::error::{Error, Result};
-use crate::fim::{FimFormat, FimInput, Segment};
-use crate::sampler::SamplingParams;
-
-/// What to generate from.
-#[derive(Debug, Clone)]
-pub enum Prompt {
-    /// Plain text to continue.
-    Text(String),
-    /// A conversation, rendered with the model's chat template.
-    Chat(Vec<Message>),
-    /// Fill in the middle between a prefix and a suffix.
-    Infill(FimInput),
-    /// Token ids, used as they are.
-    Tokens(Vec<u32>),
-}
-
-/// How to generate.
-#[derive(Debug, Clone)]
-pub struct GenerateOptions {
-    /// Samples to draw for the prompt.
-    pub n: usize,
-    /// New tokens at most per sample.
-    pub max_tokens: usize,
-    /// Sampling parameters; sample `i` uses seed `seed + i`.
-    pub sampling: SamplingParams,
-    /// Stop strings (matched across token boundaries, not included in the output).
-    pub stop: Vec<String>,
-    /// Report each token's log-probability and this many top alternatives.
-    pub logprobs: Option<usize>,
-}
-
-impl Default for GenerateOptions {
-    fn default() -> Self {
-        GenerateOptions {
-            n: 1,
-            max_tokens: 256,
-            sampling: SamplingParams::default(),
-            stop: Vec::new(),
-            logprobs: None,
-        }
-    }
-}
-
-/// Why a sample ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// An end-of-generation token or a stop string.
-    Stop,
-    /// `max_tokens` or the context window was reached.
-    Length,
-    /// The caller's callback asked to stop.
-    Cancelled,
-}
-
-impl FinishReason {
-    /// The OpenAI spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinishReason::Stop => "stop",
-            FinishReason::Length => "length",
-            FinishReason::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// One finished sample.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    /// The generated text, cut at the stop string.
-    pub text: String,
-    /// Generated token ids (the end-of-generation token excluded).
-    pub tokens: Vec<u32>,
-    /// Why it ended.
-    pub finish_reason: FinishReason,
-    /// Tokens in the prompt.
-    pub n_prompt_tokens: usize,
-    /// Prompt tokens whose keys and values came from the prefix cache.
-    pub n_cached_tokens: usize,
-}
+use crate::fim::{FimFormat, Segment};
+use crate::request::{Completion, GenerateOptions, Prompt, Request};
 
 /// A loaded model with its tokenizer and prompt formats.
 pub struct Engine {
@@ -108,17 +31,6 @@ pub struct Engine {
     chat: ChatTemplate,
     fim: Option<FimFormat>,
     n_ctx: usize,
-}
-
-/// One tokenized prompt with its own options, for [`Engine::generate_batch`].
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Prompt token ids.
-    pub prompt: Vec<u32>,
-    /// Tokens that end a sample, in addition to the vocabulary's end-of-generation set.
-    pub stop_tokens: Vec<u32>,
-    /// Sampling, length and stop strings.
-    pub options: GenerateOptions,
 }
 
 /// Private-use characters that cannot occur in a tokenizer's special tokens, used

@@ -28,6 +28,7 @@ pub mod chat;
 pub mod error;
 pub mod fim;
 pub mod generate;
+pub mod request;
 pub mod sampler;
 pub mod stop;
 
@@ -35,6 +36,7 @@ pub use batch::{Batch, BatchOptions, Event};
 pub use chat::{ChatTemplate, Message, CHATML_TEMPLATE};
 pub use error::{Error, Result};
 pub use fim::{FimFamily, FimFormat, FimInput, FimOrder, Segment};
-pub use generate::{Completion, Engine, FinishReason, GenerateOptions, Prompt, Request};
+pub use generate::Engine;
+pub use request::{Completion, FinishReason, GenerateOptions, Prompt, Request};
 pub use sampler::{log_softmax, logprobs, Logprobs, Sampler, SamplingParams, TokenLogprob};
 pub use stop::{StopMatcher, StopStep, Utf8Stream};

@@ -71,6 +71,7 @@ mod error;
 mod job;
 mod language;
 mod outcome;
+mod pump;
 mod sandbox;
 mod seccomp;
 mod spawn;

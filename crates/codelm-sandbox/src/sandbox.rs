@@ -1,6 +1,8 @@
 //! The calling side of a run: prepares a [`Plan`], clones the supervisor,
-//! feeds stdin, collects output, enforces the wall-clock limit and turns
-//! what happened into an [`Outcome`].
+//! lets it go and hands its pipes to [`pump`](crate::pump), which feeds
+//! stdin, collects output, enforces the wall-clock limit and turns what
+//! happened into an [`Outcome`]. Python jobs go to the zygote first
+//! (`zygote.rs`), which uses the same plan, supervisor and pump.
 
 use std::ffi::CString;
 use std::fs;
@@ -9,16 +11,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cgroup::{CgroupRoot, CgroupStats};
+use crate::cgroup::CgroupRoot;
 use crate::job::is_valid_file_name;
+use crate::pump::{above_stdio, pipe, pump, write_all, Pipes};
 use crate::seccomp::{self, SockFilter};
-use crate::spawn::{self, ChildFds, MountOp, Plan, Report, Resource, Step};
+use crate::spawn::{self, ChildFds, MountOp, Plan, Resource, Step};
 use crate::zygote::Zygote;
-use crate::{
-    Captured, Error, Isolation, Job, Language, Limits, Outcome, Result, SandboxConfig, Status,
-};
+use crate::{Error, Isolation, Job, Language, Limits, Outcome, Result, SandboxConfig, Status};
 
 /// Working directory (and HOME) inside the sandbox.
 pub const WORKDIR: &str = "/sandbox";
@@ -47,9 +48,6 @@ const JOB_ID_BASE: u32 = 200_000;
 const N_JOB_IDS: u32 = 100_000;
 static NEXT_JOB: AtomicU32 = AtomicU32::new(0);
 
-/// Time allowed for output to drain after a kill.
-const KILL_GRACE: Duration = Duration::from_secs(2);
-
 /// Runs jobs under a fixed isolation level.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -61,13 +59,6 @@ pub struct Sandbox {
     zygote: Mutex<Option<Arc<Zygote>>>,
     /// Set when starting a zygote failed; jobs then start cold.
     is_zygote_broken: AtomicBool,
-}
-
-/// Why the parent killed a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KillReason {
-    Timeout,
-    Output,
 }
 
 /// The probe job run by [`Sandbox::new`].
@@ -497,35 +488,6 @@ impl Sandbox {
         })
     }
 
-    /// Assembles an outcome from what a run observed.
-    pub(crate) fn outcome(
-        &self,
-        status: Status,
-        pumped: Pumped,
-        wall_time: Duration,
-        stats: Option<CgroupStats>,
-        report: Option<&Report>,
-    ) -> Outcome {
-        let cpu_time = match stats.and_then(|s| s.cpu_ns) {
-            Some(ns) => Duration::from_nanos(ns),
-            None => Duration::from_micros(report.map_or(0, |r| r[spawn::IDX_CPU_US]).max(0) as u64),
-        };
-        // The cgroup misses pages cached before the job; the largest
-        // process's RSS misses the sum over processes: report the larger.
-        let max_rss = report.map_or(0, |r| r[spawn::IDX_MAXRSS_KB].max(0) as u64 * 1024);
-        Outcome {
-            status,
-            stdout: pumped.stdout.into_captured(),
-            stderr: pumped.stderr.into_captured(),
-            wall_time,
-            cpu_time,
-            peak_memory_bytes: stats.map_or(0, |s| s.peak_bytes).max(max_rss),
-            isolation: self.config.isolation,
-            uses_cgroup: stats.is_some(),
-            is_warm_start: false,
-        }
-    }
-
     /// Detached trees of the extra binds, one set per supervisor.
     pub(crate) fn bind_trees(&self) -> Result<Vec<OwnedFd>> {
         match self.config.isolation {
@@ -600,57 +562,31 @@ impl Sandbox {
             None => None,
         };
         let (go_read, go_write) = pipe()?;
-        let (status_read, status_write) = pipe()?;
-        let (stdin_read, stdin_write) = pipe()?;
-        let (stdout_read, stdout_write) = pipe()?;
-        let (stderr_read, stderr_write) = pipe()?;
+        let (pipes, child_pipes) = Pipes::new()?;
         let trees = self.bind_trees()?;
         let binds = bind_fds(&trees);
         let fds = ChildFds {
             go: go_read.as_raw_fd(),
-            status: status_write.as_raw_fd(),
-            stdin: stdin_read.as_raw_fd(),
-            stdout: stdout_write.as_raw_fd(),
-            stderr: stderr_write.as_raw_fd(),
+            status: child_pipes.status.as_raw_fd(),
+            stdin: child_pipes.stdin.as_raw_fd(),
+            stdout: child_pipes.stdout.as_raw_fd(),
+            stderr: child_pipes.stderr.as_raw_fd(),
             binds,
         };
         let mut child = self.spawn_supervisor(plan, fds, job_id)?;
-        drop((
-            go_read,
-            status_write,
-            stdin_read,
-            stdout_write,
-            stderr_write,
-        ));
+        drop((go_read, child_pipes));
         if let Some(cgroup) = &cgroup {
             cgroup.attach(child.pid)?;
         }
         let start = Instant::now();
         write_all(&go_write, b"g")?;
         drop(go_write);
-        let stdin = (!job.stdin.is_empty()).then_some((stdin_write, job.stdin.as_slice()));
-        let pumped = pump(
-            &|| child.kill(),
-            limits,
-            stdin,
-            stdout_read,
-            stderr_read,
-            status_read,
-        );
         // The namespaces' teardown, which reaping waits for, is not the
-        // program's time.
-        let wall_time = start.elapsed();
+        // program's time: the wall time ends with pumping.
+        let pumped = pump(pipes, &job.stdin, limits, start, &|| child.kill());
         child.reap();
         let stats = cgroup.as_ref().map(|cgroup| cgroup.stats());
-        let report = pumped.report();
-        let observed = Observed {
-            report: report.as_ref(),
-            kill: pumped.kill,
-            stats,
-            stderr: &pumped.stderr,
-        };
-        let status = classify(Some(plan), job, limits, &observed);
-        let outcome = self.outcome(status, pumped, wall_time, stats, report.as_ref());
+        let outcome = pumped.into_outcome(Some(plan), job, limits, stats, self.config.isolation);
         if let (Some(root), Some(cgroup)) = (&self.cgroups, cgroup) {
             root.release(cgroup);
         }
@@ -778,57 +714,6 @@ fn detached_tree(path: &Path) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::last_os("pipe2"));
-    }
-    // SAFETY: pipe2 returned two fresh descriptors we now own.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((above_stdio(read)?, above_stdio(write)?))
-}
-
-/// Moves a descriptor above 2 so it cannot collide with redirected stdio.
-pub(crate) fn above_stdio(fd: OwnedFd) -> Result<OwnedFd> {
-    if fd.as_raw_fd() > 2 {
-        return Ok(fd);
-    }
-    // SAFETY: duplicating a valid descriptor.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(Error::last_os("fcntl"));
-    }
-    // SAFETY: fcntl returned a fresh descriptor we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-pub(crate) fn write_all(fd: &OwnedFd, data: &[u8]) -> Result<()> {
-    let mut done = 0;
-    while done < data.len() {
-        // SAFETY: writing from a valid slice.
-        let n = unsafe {
-            libc::write(
-                fd.as_raw_fd(),
-                data[done..].as_ptr().cast(),
-                data.len() - done,
-            )
-        };
-        if n < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::Os {
-                    operation: "write",
-                    source: error,
-                });
-            }
-            continue;
-        }
-        done += n as usize;
-    }
-    Ok(())
-}
-
 /// The cloned supervisor; killed and reaped on drop.
 #[derive(Debug)]
 pub(crate) struct Supervisor {
@@ -869,188 +754,6 @@ impl Drop for Supervisor {
     }
 }
 
-/// Output collected up to a cap.
-pub(crate) struct Capture {
-    bytes: Vec<u8>,
-    cap: usize,
-    is_truncated: bool,
-}
-
-impl Capture {
-    fn new(cap: usize) -> Self {
-        Capture {
-            bytes: Vec::new(),
-            cap,
-            is_truncated: false,
-        }
-    }
-
-    /// Appends what fits; returns whether something did not.
-    fn push(&mut self, data: &[u8]) -> bool {
-        let room = self.cap.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&data[..room.min(data.len())]);
-        if data.len() > room {
-            self.is_truncated = true;
-        }
-        self.is_truncated
-    }
-
-    pub(crate) fn into_captured(self) -> Captured {
-        Captured {
-            bytes: self.bytes,
-            is_truncated: self.is_truncated,
-        }
-    }
-}
-
-pub(crate) struct Pumped {
-    pub stdout: Capture,
-    pub stderr: Capture,
-    status: Vec<u8>,
-    pub kill: Option<KillReason>,
-}
-
-impl Pumped {
-    pub(crate) fn report(&self) -> Option<Report> {
-        let bytes: &[u8; spawn::REPORT_BYTES] = self.status.as_slice().try_into().ok()?;
-        let mut report: Report = [0; 8];
-        for (value, chunk) in report.iter_mut().zip(bytes.chunks_exact(8)) {
-            *value = i64::from_ne_bytes(chunk.try_into().ok()?);
-        }
-        Some(report)
-    }
-}
-
-/// Feeds stdin and reads stdout, stderr and the supervisor's report until
-/// all close, killing the job at the deadline or when output overflows.
-pub(crate) fn pump(
-    kill: &dyn Fn(),
-    limits: &Limits,
-    stdin: Option<(OwnedFd, &[u8])>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    status: OwnedFd,
-) -> Pumped {
-    let mut pumped = Pumped {
-        stdout: Capture::new(limits.output_bytes),
-        stderr: Capture::new(limits.output_bytes),
-        status: Vec::new(),
-        kill: None,
-    };
-    let mut stdin = stdin.map(|(fd, data)| {
-        // SAFETY: setting a flag on a valid descriptor.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-        (fd, data)
-    });
-    let mut readers: [Option<OwnedFd>; 3] = [Some(stdout), Some(stderr), Some(status)];
-    let deadline = Instant::now() + limits.timeout;
-    let mut grace_end: Option<Instant> = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        // The report arrives before the supervisor's (slower) exit, which
-        // tears the namespaces down; reaping waits for that separately.
-        let is_reported = readers[2].is_none() || pumped.status.len() >= spawn::REPORT_BYTES;
-        if readers[0].is_none() && readers[1].is_none() && is_reported {
-            break;
-        }
-        let now = Instant::now();
-        if pumped.kill.is_none() && now >= deadline {
-            kill();
-            pumped.kill = Some(KillReason::Timeout);
-        }
-        if pumped.kill.is_some() || is_reported {
-            // Killed, or the supervisor is done: give leftovers a moment.
-            let end = *grace_end.get_or_insert(now + KILL_GRACE);
-            if now >= end {
-                break;
-            }
-        }
-        let wake = match (pumped.kill, grace_end) {
-            (None, Some(end)) => end.min(deadline),
-            (None, None) => deadline,
-            (Some(_), end) => end.unwrap_or(now),
-        };
-        let timeout_ms = wake.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1;
-        let mut polls: Vec<libc::pollfd> = readers
-            .iter()
-            .flatten()
-            .map(|fd| poll_entry(fd.as_raw_fd(), libc::POLLIN))
-            .collect();
-        if let Some((fd, _)) = &stdin {
-            polls.push(poll_entry(fd.as_raw_fd(), libc::POLLOUT));
-        }
-        // SAFETY: `polls` is a valid array of pollfd.
-        let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout_ms) };
-        if n <= 0 {
-            continue;
-        }
-        for poll in polls.iter().filter(|p| p.revents != 0) {
-            if let Some((fd, data)) = &mut stdin {
-                if fd.as_raw_fd() == poll.fd {
-                    // SAFETY: writing from a valid slice.
-                    let written = unsafe { libc::write(poll.fd, data.as_ptr().cast(), data.len()) };
-                    if written < 0
-                        && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
-                    {
-                        stdin = None;
-                    } else if written > 0 {
-                        *data = &data[written as usize..];
-                        if data.is_empty() {
-                            stdin = None;
-                        }
-                    }
-                    continue;
-                }
-            }
-            let Some(idx) = readers
-                .iter()
-                .position(|r| r.as_ref().is_some_and(|fd| fd.as_raw_fd() == poll.fd))
-            else {
-                continue;
-            };
-            // SAFETY: reading into a valid buffer.
-            let n = unsafe { libc::read(poll.fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            if n <= 0 {
-                readers[idx] = None;
-                continue;
-            }
-            let data = &buf[..n as usize];
-            let is_overflow = match idx {
-                0 => pumped.stdout.push(data),
-                1 => pumped.stderr.push(data),
-                _ => {
-                    pumped.status.extend_from_slice(data);
-                    false
-                }
-            };
-            if is_overflow && pumped.kill.is_none() {
-                kill();
-                pumped.kill = Some(KillReason::Output);
-            }
-        }
-    }
-    pumped
-}
-
-fn poll_entry(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
-/// What the parent saw of a finished job.
-pub(crate) struct Observed<'a> {
-    pub report: Option<&'a Report>,
-    pub kill: Option<KillReason>,
-    pub stats: Option<CgroupStats>,
-    pub stderr: &'a Capture,
-}
-
 /// Process and thread limits of a job; `n_processes` is the `RLIMIT_NPROC`
 /// value (per user, so the zygote raises it and relies on the pids cgroup).
 pub(crate) fn rlimits(
@@ -1088,92 +791,6 @@ pub(crate) struct Prepared {
     pub job_id: u32,
 }
 
-/// Turns what was observed into a [`Status`].
-pub(crate) fn classify(
-    plan: Option<&Plan>,
-    job: &Job,
-    limits: &Limits,
-    observed: &Observed,
-) -> Status {
-    let Observed {
-        report,
-        kill,
-        stats,
-        stderr,
-    } = *observed;
-    if let Some(report) = report.filter(|r| r[spawn::IDX_KIND] == spawn::KIND_FAILED) {
-        return Status::SandboxError {
-            message: describe_failure(plan, report),
-        };
-    }
-    let hit_memory_limit = stats.is_some_and(|s| s.n_oom_kills > 0 || s.n_limit_hits > 0);
-    match kill {
-        Some(KillReason::Output) => return Status::OutputLimit,
-        // Near its limit the kernel may reclaim and stall a job instead of
-        // OOM-killing it, so a job that reached the limit and then ran out of
-        // time is reported as a memory-limit outcome.
-        Some(KillReason::Timeout) if hit_memory_limit => return Status::MemoryLimit,
-        Some(KillReason::Timeout) => return Status::TimedOut,
-        None => {}
-    }
-    if stats.is_some_and(|s| s.n_oom_kills > 0) {
-        return Status::MemoryLimit;
-    }
-    let Some(report) = report.filter(|r| r[spawn::IDX_KIND] == spawn::KIND_DONE) else {
-        return Status::SandboxError {
-            message: "the supervisor ended without a report".to_string(),
-        };
-    };
-    let wait_status = report[spawn::IDX_WAIT_STATUS] as libc::c_int;
-    if libc::WIFEXITED(wait_status) && libc::WEXITSTATUS(wait_status) == 0 {
-        return Status::Passed;
-    }
-    let is_memory_error = job
-        .language
-        .memory_error_markers
-        .iter()
-        .any(|marker| contains(&stderr.bytes, marker.as_bytes()));
-    if is_memory_error {
-        return Status::MemoryLimit;
-    }
-    if libc::WIFSIGNALED(wait_status) {
-        let signal = libc::WTERMSIG(wait_status);
-        // RLIMIT_CPU sends SIGKILL at its hard limit when SIGXCPU is caught.
-        let cpu_limit_us = i64::try_from(limits.timeout.as_micros()).unwrap_or(i64::MAX);
-        let is_cpu_kill = signal == libc::SIGKILL && report[spawn::IDX_CPU_US] >= cpu_limit_us;
-        if signal == libc::SIGXCPU || is_cpu_kill {
-            return Status::TimedOut;
-        }
-        return Status::Signaled { signal };
-    }
-    Status::Failed {
-        exit_code: libc::WEXITSTATUS(wait_status),
-    }
-}
-
-fn describe_failure(plan: Option<&Plan>, report: &Report) -> String {
-    let stage = report[spawn::IDX_STAGE];
-    let errno = std::io::Error::from_raw_os_error(report[spawn::IDX_ERRNO] as i32);
-    let detail = usize::try_from(report[spawn::IDX_DETAIL]).unwrap_or(0);
-    let step = usize::try_from(report[spawn::IDX_STEP]).unwrap_or(0);
-    let context = match stage {
-        s if s == spawn::Stage::MountOp as i64 => plan
-            .and_then(|plan| plan.root_ops.get(detail))
-            .map(MountOp::target),
-        s if s == spawn::Stage::Exec as i64 => plan
-            .and_then(|plan| plan.steps.get(step))
-            .and_then(|step| step.argv.first())
-            .map(|arg| arg.to_string_lossy().into_owned()),
-        _ => None,
-    };
-    let context = context.map_or_else(String::new, |c| format!(" ({c})"));
-    format!("{}{context}: {errno}", spawn::describe_stage(stage))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1182,14 +799,6 @@ mod tests {
     fn sandbox_is_shareable_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Sandbox>();
-    }
-
-    #[test]
-    fn capture_truncates_at_cap() {
-        let mut capture = Capture::new(4);
-        assert!(!capture.push(b"ab"));
-        assert!(capture.push(b"cdef"));
-        assert_eq!(capture.into_captured().bytes, b"abcd");
     }
 
     #[test]

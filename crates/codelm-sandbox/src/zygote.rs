@@ -34,9 +34,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::cgroup::{CgroupRoot, JobCgroup};
-use crate::sandbox::{
-    above_stdio, bind_fds, classify, cstring, pipe, pump, rlimits, Observed, Sandbox, Supervisor,
-};
+use crate::pump::{above_stdio, pipe, pump, write_all, Pipes};
+use crate::sandbox::{bind_fds, cstring, rlimits, Sandbox, Supervisor};
 use crate::spawn::{ChildFds, Stage};
 use crate::{seccomp, Error, Job, Language, Limits, Outcome, Result};
 
@@ -307,7 +306,7 @@ impl Zygote {
         };
         let supervisor = sandbox.spawn_supervisor(&prepared.plan, fds, prepared.job_id)?;
         drop((go_read, status_write, control_child, null, trees));
-        crate::sandbox::write_all(&go_write, b"g")?;
+        write_all(&go_write, b"g")?;
         let filter = sandbox.seccomp().map(seccomp::to_bytes).unwrap_or_default();
         send_blob(&control, &filter)?;
         Ok(Zygote {
@@ -416,52 +415,33 @@ impl Zygote {
             worker.kill();
             return Err(error);
         }
-        let (stdin_read, stdin_write) = pipe()?;
-        let (stdout_read, stdout_write) = pipe()?;
-        let (stderr_read, stderr_write) = pipe()?;
-        let (status_read, status_write) = pipe()?;
+        let (pipes, child_pipes) = Pipes::new()?;
         let sent = send_fds(
             &worker.sock,
             &[
-                stdin_read.as_raw_fd(),
-                stdout_write.as_raw_fd(),
-                stderr_write.as_raw_fd(),
-                status_write.as_raw_fd(),
+                child_pipes.stdin.as_raw_fd(),
+                child_pipes.stdout.as_raw_fd(),
+                child_pipes.stderr.as_raw_fd(),
+                child_pipes.status.as_raw_fd(),
             ],
         )
         .and_then(|()| send_blob(&worker.sock, Self::spec(sandbox, job, limits).as_bytes()));
-        drop((stdin_read, stdout_write, stderr_write, status_write));
+        drop(child_pipes);
         if let Err(error) = sent {
             worker.kill();
             return Err(error);
         }
-        let start = Instant::now();
-        let stdin = (!job.stdin.is_empty()).then_some((stdin_write, job.stdin.as_slice()));
-        let pumped = pump(
-            &|| worker.pidfd.kill(),
-            limits,
-            stdin,
-            stdout_read,
-            stderr_read,
-            status_read,
-        );
-        let wall_time = start.elapsed();
-        let report = pumped.report();
+        let kill = || worker.pidfd.kill();
+        let pumped = pump(pipes, &job.stdin, limits, Instant::now(), &kill);
         // A worker that reported has already killed and reaped everything
         // the job left; any other one goes, with its namespace.
-        let is_reusable = pumped.kill.is_none() && report.is_some();
+        let is_reusable = pumped.is_reported_unkilled();
         if !is_reusable {
             worker.kill();
         }
         let stats = Some(worker.cgroup.stats());
-        let observed = Observed {
-            report: report.as_ref(),
-            kill: pumped.kill,
-            stats,
-            stderr: &pumped.stderr,
-        };
-        let status = classify(None, job, limits, &observed);
-        let mut outcome = sandbox.outcome(status, pumped, wall_time, stats, report.as_ref());
+        let isolation = sandbox.config().isolation;
+        let mut outcome = pumped.into_outcome(None, job, limits, stats, isolation);
         outcome.is_warm_start = true;
         if is_reusable {
             // The job has run: whatever happens to the pool, report it.
