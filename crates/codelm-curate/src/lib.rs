@@ -55,7 +55,7 @@
 
 #![deny(missing_docs)]
 
-pub mod cli;
+pub mod command;
 pub mod config;
 pub mod decontam;
 pub mod dedup;
@@ -72,7 +72,7 @@ pub mod quality;
 pub mod record;
 pub mod report;
 
-pub use cli::{run, CurateArgs};
+pub use command::{run, CurateOptions, SkipStage};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use pipeline::{curate, memory_bound, NoProgress, Progress};

@@ -7,7 +7,7 @@
 //! ([`execute`]), and scores the verdicts with the unbiased pass@k
 //! estimator ([`pass_at_k`]). Everything is recorded in a run directory
 //! ([`store`]) that can be resumed after a crash; [`report`] renders the
-//! summary.
+//! summary. [`job`] puts these together for one run, as `codelm eval` does.
 //!
 //! The design decision a newcomer may question: the harness never imports
 //! Python. Parsing (tree-sitter), post-processing and scoring are Rust, and
@@ -41,6 +41,7 @@ pub mod dataset;
 mod error;
 pub mod evalplus;
 pub mod execute;
+pub mod job;
 pub mod pass_at_k;
 pub mod postprocess;
 pub mod prompt;

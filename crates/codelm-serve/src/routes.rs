@@ -2,7 +2,9 @@
 //! them to the scheduler, and answers with JSON or server-sent events.
 //!
 //! One middleware ([`guard`]) checks the API key and counts every answer by
-//! endpoint and status; every error body is built by [`ApiError`].
+//! endpoint and status; every error body is built by [`ApiError`]. Bodies are
+//! the types of [`crate::wire::response`]; completions and chat stream through
+//! one function, [`openai_stream`], given a [`ChunkShape`] for their choices.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,12 +21,18 @@ use codelm_generate::{
     SamplingParams,
 };
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::scheduler::{JobEvent, Scheduler};
+use crate::wire::response::{
+    ChatChoice, ChatChunkChoice, ChatLogprobs, ChatReply, ChatTokenLogprob, Completion, Delta,
+    Health, InfillChunk, InfillDone, InfillTimings, ModelCard, ModelList, ModelMeta, TextChoice,
+    TextLogprobs, Usage,
+};
 use crate::wire::{
     ChatRequest, CompletionRequest, InfillRequest, MessageContent, PromptInput, SamplingFields,
 };
@@ -43,9 +51,19 @@ pub(crate) struct App {
 
 type AppState = State<Arc<App>>;
 
+/// A body's JSON text.
+///
+/// # Panics
+///
+/// If `value` does not serialize, which the types of [`crate::wire::response`]
+/// (string keys, no fallible `Serialize`) always do.
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("response bodies always serialize")
+}
+
 /// A JSON answer.
-pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
-    let mut response = (status, value.to_string()).into_response();
+pub(crate) fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+    let mut response = (status, to_json(value)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -122,7 +140,7 @@ pub(crate) async fn method_not_allowed() -> Response {
 }
 
 pub(crate) async fn health() -> Response {
-    json_response(StatusCode::OK, &json!({"status": "ok"}))
+    json_response(StatusCode::OK, &Health { status: "ok" })
 }
 
 pub(crate) async fn metrics(State(app): AppState) -> Response {
@@ -146,20 +164,20 @@ pub(crate) async fn playground() -> Response {
 pub(crate) async fn models(State(app): AppState) -> Response {
     json_response(
         StatusCode::OK,
-        &json!({
-            "object": "list",
-            "data": [{
-                "id": app.model_id,
-                "object": "model",
-                "created": unix_time(),
-                "owned_by": "codelm",
-                "meta": {
-                    "n_ctx": app.engine.n_ctx(),
-                    "n_vocab": app.engine.tokenizer().n_vocab(),
-                    "fim": app.engine.fim_format().is_some(),
+        &ModelList {
+            data: vec![ModelCard {
+                created: unix_time(),
+                id: app.model_id.clone(),
+                meta: ModelMeta {
+                    fim: app.engine.fim_format().is_some(),
+                    n_ctx: app.engine.n_ctx(),
+                    n_vocab: app.engine.tokenizer().n_vocab(),
                 },
+                object: "model",
+                owned_by: "codelm",
             }],
-        }),
+            object: "list",
+        },
     )
 }
 
@@ -185,15 +203,20 @@ impl Envelope {
         }
     }
 
-    fn wrap(&self, object: &str, choices: Value, usage: Value) -> Value {
-        json!({
-            "id": self.id,
-            "object": object,
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-            "usage": usage,
-        })
+    fn wrap<C>(
+        &self,
+        object: &'static str,
+        choices: Vec<C>,
+        usage: Option<Usage>,
+    ) -> Completion<'_, C> {
+        Completion {
+            choices,
+            created: self.created,
+            id: &self.id,
+            model: &self.model,
+            object,
+            usage,
+        }
     }
 }
 
@@ -408,68 +431,56 @@ fn finish_str(finish: Option<FinishReason>) -> &'static str {
     finish.map_or("length", FinishReason::as_str)
 }
 
-fn usage(n_prompt: usize, n_completion: usize) -> Value {
-    json!({
-        "prompt_tokens": n_prompt,
-        "completion_tokens": n_completion,
-        "total_tokens": n_prompt + n_completion,
-    })
-}
-
 fn token_text(engine: &Engine, token: u32) -> String {
     String::from_utf8_lossy(engine.tokenizer().token_bytes(token)).into_owned()
 }
 
 /// Legacy completions `logprobs` for a run of tokens starting at `offset`.
-fn completion_logprobs(engine: &Engine, tokens: &[(u32, Logprobs)], mut offset: usize) -> Value {
-    let mut texts = Vec::new();
-    let mut token_logprobs = Vec::new();
-    let mut top = Vec::new();
-    let mut offsets = Vec::new();
+fn completion_logprobs(
+    engine: &Engine,
+    tokens: &[(u32, Logprobs)],
+    mut offset: usize,
+) -> TextLogprobs {
+    let mut body = TextLogprobs::default();
     for (token, logprobs) in tokens {
         let text = token_text(engine, *token);
-        offsets.push(offset);
+        body.text_offset.push(offset);
         offset += text.len();
-        texts.push(text);
-        token_logprobs.push(logprobs.chosen.logprob);
-        let alternatives: serde_json::Map<String, Value> = logprobs
+        body.tokens.push(text);
+        body.token_logprobs.push(f64::from(logprobs.chosen.logprob));
+        let alternatives = logprobs
             .top
             .iter()
-            .map(|t| (token_text(engine, t.token), json!(t.logprob)))
+            .map(|t| (token_text(engine, t.token), f64::from(t.logprob)))
             .collect();
-        top.push(Value::Object(alternatives));
+        body.top_logprobs.push(alternatives);
     }
-    json!({
-        "tokens": texts,
-        "token_logprobs": token_logprobs,
-        "top_logprobs": top,
-        "text_offset": offsets,
-    })
+    body
 }
 
 /// Chat `logprobs.content` entries.
-fn chat_logprobs(engine: &Engine, tokens: &[(u32, Logprobs)]) -> Value {
-    let entry = |token: u32, logprob: f32| {
+fn chat_logprobs(engine: &Engine, tokens: &[(u32, Logprobs)]) -> ChatLogprobs {
+    let entry = |token: u32, logprob: f32, top_logprobs| {
         let bytes = engine.tokenizer().token_bytes(token);
-        json!({
-            "token": String::from_utf8_lossy(bytes),
-            "logprob": logprob,
-            "bytes": bytes,
-        })
+        ChatTokenLogprob {
+            bytes: bytes.to_vec(),
+            logprob: f64::from(logprob),
+            token: String::from_utf8_lossy(bytes).into_owned(),
+            top_logprobs,
+        }
     };
-    let content: Vec<Value> = tokens
+    let content = tokens
         .iter()
         .map(|(token, logprobs)| {
-            let mut value = entry(*token, logprobs.chosen.logprob);
-            value["top_logprobs"] = logprobs
+            let top = logprobs
                 .top
                 .iter()
-                .map(|t| entry(t.token, t.logprob))
+                .map(|t| entry(t.token, t.logprob, None))
                 .collect();
-            value
+            entry(*token, logprobs.chosen.logprob, Some(top))
         })
         .collect();
-    json!({ "content": content })
+    ChatLogprobs { content }
 }
 
 /// A `text/event-stream` body: `next` turns each event into `data:` payloads
@@ -580,36 +591,91 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
     if !request.stream {
         let choices = collect(events, n_choices, n).await?;
         let n_completion = choices.iter().map(|c| c.n_tokens).sum();
-        let choices: Vec<Value> = choices
-            .iter()
+        let choices = choices
+            .into_iter()
             .enumerate()
-            .map(|(index, c)| {
-                json!({
-                    "text": c.text,
-                    "index": index,
-                    "logprobs": options.logprobs.map(|_| completion_logprobs(&app.engine, &c.tokens, 0)),
-                    "finish_reason": finish_str(c.finish),
-                })
+            .map(|(index, c)| TextChoice {
+                finish_reason: Some(finish_str(c.finish)),
+                index,
+                logprobs: options
+                    .logprobs
+                    .map(|_| completion_logprobs(&app.engine, &c.tokens, 0)),
+                text: c.text,
             })
             .collect();
         return Ok(json_response(
             StatusCode::OK,
             &envelope.wrap(
                 "text_completion",
-                json!(choices),
-                usage(n_prompt, n_completion),
+                choices,
+                Some(Usage::new(n_prompt, n_completion)),
             ),
         ));
     }
 
-    let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let engine = app.engine.clone();
-    let mut offsets = vec![0usize; n_choices];
-    let (mut n_done, mut n_completion) = (0, 0);
-    let chunk = move |choices: Value, usage: Value| {
-        envelope.wrap("text_completion", choices, usage).to_string()
+    let shape = TextChunks {
+        engine: app.engine.clone(),
+        offsets: vec![0; n_choices],
     };
-    Ok(event_stream(events, move |event| match event {
+    let counts = StreamCounts {
+        n,
+        n_choices,
+        n_prompt,
+        include_usage: request.stream_options.is_some_and(|o| o.include_usage),
+    };
+    Ok(openai_stream(events, shape, envelope, counts))
+}
+
+/// What one OpenAI stream needs to know to count its choices and tokens.
+struct StreamCounts {
+    /// Samples per prompt (a choice's index is `tag * n + sample_idx`).
+    n: usize,
+    /// Choices over every prompt: the stream ends when they are all done.
+    n_choices: usize,
+    /// Prompt tokens over every prompt.
+    n_prompt: usize,
+    /// Send a chunk with the token counts before `[DONE]`.
+    include_usage: bool,
+}
+
+/// What differs between the completions and the chat stream: the choice each
+/// chunk carries, and the chunks' `object`.
+trait ChunkShape: Send + 'static {
+    /// A chunk's choice.
+    type Choice: Serialize;
+    /// The chunks' `object`.
+    const OBJECT: &'static str;
+    /// The choice for a generated piece of choice `index`, or `None` when
+    /// there is nothing to send.
+    fn token(
+        &mut self,
+        index: usize,
+        token: u32,
+        text: String,
+        logprobs: Option<Logprobs>,
+    ) -> Option<Self::Choice>;
+    /// The choice for what choice `index` held back until it finished (text
+    /// that could have begun a stop string), or `None` when there is nothing
+    /// to send.
+    fn tail(&mut self, index: usize, tail: String) -> Option<Self::Choice>;
+    /// The last choice of choice `index`, with its finish reason.
+    fn finish(&mut self, index: usize, reason: FinishReason) -> Self::Choice;
+}
+
+/// An OpenAI stream: a chunk per generated piece, then for each finished
+/// choice its tail and a finish chunk; once every choice is done, the usage
+/// chunk when it was asked for, then `[DONE]`.
+fn openai_stream<S: ChunkShape>(
+    events: UnboundedReceiver<JobEvent>,
+    mut shape: S,
+    envelope: Envelope,
+    counts: StreamCounts,
+) -> Response {
+    let (mut n_done, mut n_completion) = (0, 0);
+    let chunk = move |choices: Vec<S::Choice>, usage: Option<Usage>| {
+        to_json(&envelope.wrap(S::OBJECT, choices, usage))
+    };
+    event_stream(events, move |event| match event {
         Some(JobEvent::Token {
             tag,
             sample_idx,
@@ -617,17 +683,12 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
             text,
             logprobs,
         }) => {
-            let index = tag * n + sample_idx;
-            let logprobs = logprobs.map(|l| {
-                let value = completion_logprobs(&engine, &[(token, l)], offsets[index]);
-                offsets[index] += token_text(&engine, token).len();
-                value
-            });
-            if text.is_empty() && logprobs.is_none() {
-                return (Vec::new(), false);
-            }
-            let choice = json!([{"text": text, "index": index, "logprobs": logprobs, "finish_reason": null}]);
-            (vec![chunk(choice, Value::Null)], false)
+            let index = tag * counts.n + sample_idx;
+            let choice = shape.token(index, token, text, logprobs);
+            (
+                choice.map(|c| chunk(vec![c], None)).into_iter().collect(),
+                false,
+            )
         }
         Some(JobEvent::Done {
             tag,
@@ -635,34 +696,150 @@ async fn completions_inner(app: Arc<App>, body: Body) -> Result<Response, ApiErr
             tail,
             completion,
         }) => {
-            let index = tag * n + sample_idx;
+            let index = tag * counts.n + sample_idx;
             n_done += 1;
             n_completion += completion.tokens.len();
-            let mut out = Vec::new();
-            if !tail.is_empty() {
-                let choice = json!([{"text": tail, "index": index, "logprobs": null, "finish_reason": null}]);
-                out.push(chunk(choice, Value::Null));
-            }
-            let choice = json!([{"text": "", "index": index, "logprobs": null, "finish_reason": completion.finish_reason.as_str()}]);
-            out.push(chunk(choice, Value::Null));
-            let over = n_done == n_choices;
+            let mut out: Vec<String> = shape
+                .tail(index, tail)
+                .map(|c| chunk(vec![c], None))
+                .into_iter()
+                .collect();
+            out.push(chunk(
+                vec![shape.finish(index, completion.finish_reason)],
+                None,
+            ));
+            let over = n_done == counts.n_choices;
             if over {
-                let usage_chunk =
-                    include_usage.then(|| chunk(json!([]), usage(n_prompt, n_completion)));
-                end_stream(&mut out, usage_chunk);
+                if counts.include_usage {
+                    let usage = Usage::new(counts.n_prompt, n_completion);
+                    out.push(chunk(Vec::new(), Some(usage)));
+                }
+                out.push("[DONE]".to_string());
             }
             (out, over)
         }
-        Some(JobEvent::Failed(err)) => (vec![err.body().to_string()], true),
+        Some(JobEvent::Failed(err)) => (vec![to_json(&err.body())], true),
         None => (Vec::new(), true),
-    }))
+    })
 }
 
-/// Ends an OpenAI stream once every choice is done: the usage chunk when it was
-/// asked for, then `[DONE]`.
-fn end_stream(out: &mut Vec<String>, usage_chunk: Option<String>) {
-    out.extend(usage_chunk);
-    out.push("[DONE]".to_string());
+/// `/v1/completions` chunks: text pieces, with legacy `logprobs` whose
+/// offsets run on over each choice's text.
+struct TextChunks {
+    engine: Arc<Engine>,
+    /// Per choice, the byte length of its tokens so far.
+    offsets: Vec<usize>,
+}
+
+impl ChunkShape for TextChunks {
+    type Choice = TextChoice;
+    const OBJECT: &'static str = "text_completion";
+
+    fn token(
+        &mut self,
+        index: usize,
+        token: u32,
+        text: String,
+        logprobs: Option<Logprobs>,
+    ) -> Option<TextChoice> {
+        let logprobs = logprobs.map(|l| {
+            let body = completion_logprobs(&self.engine, &[(token, l)], self.offsets[index]);
+            self.offsets[index] += token_text(&self.engine, token).len();
+            body
+        });
+        if text.is_empty() && logprobs.is_none() {
+            return None;
+        }
+        Some(TextChoice {
+            finish_reason: None,
+            index,
+            logprobs,
+            text,
+        })
+    }
+
+    fn tail(&mut self, index: usize, tail: String) -> Option<TextChoice> {
+        (!tail.is_empty()).then(|| TextChoice {
+            finish_reason: None,
+            index,
+            logprobs: None,
+            text: tail,
+        })
+    }
+
+    fn finish(&mut self, index: usize, reason: FinishReason) -> TextChoice {
+        TextChoice {
+            finish_reason: Some(reason.as_str()),
+            index,
+            logprobs: None,
+            text: String::new(),
+        }
+    }
+}
+
+/// `/v1/chat/completions` chunks: deltas, the first of each choice carrying
+/// the role.
+struct ChatChunks {
+    engine: Arc<Engine>,
+    /// Per choice, whether its first delta was sent.
+    started: Vec<bool>,
+}
+
+impl ChatChunks {
+    fn delta(&mut self, index: usize, content: Option<String>) -> Delta {
+        let mut delta = Delta::default();
+        if !std::mem::replace(&mut self.started[index], true) {
+            delta.role = Some("assistant");
+            delta.content = Some(String::new());
+        }
+        if let Some(content) = content {
+            delta.content = Some(content);
+        }
+        delta
+    }
+}
+
+impl ChunkShape for ChatChunks {
+    type Choice = ChatChunkChoice;
+    const OBJECT: &'static str = "chat.completion.chunk";
+
+    fn token(
+        &mut self,
+        index: usize,
+        token: u32,
+        text: String,
+        logprobs: Option<Logprobs>,
+    ) -> Option<ChatChunkChoice> {
+        let logprobs = logprobs.map(|l| chat_logprobs(&self.engine, &[(token, l)]));
+        if text.is_empty() && logprobs.is_none() {
+            return None;
+        }
+        Some(ChatChunkChoice {
+            delta: self.delta(index, Some(text)),
+            finish_reason: None,
+            index,
+            logprobs,
+        })
+    }
+
+    fn tail(&mut self, index: usize, tail: String) -> Option<ChatChunkChoice> {
+        let delta = self.delta(index, (!tail.is_empty()).then_some(tail));
+        (!delta.is_empty()).then_some(ChatChunkChoice {
+            delta,
+            finish_reason: None,
+            index,
+            logprobs: None,
+        })
+    }
+
+    fn finish(&mut self, index: usize, reason: FinishReason) -> ChatChunkChoice {
+        ChatChunkChoice {
+            delta: Delta::default(),
+            finish_reason: Some(reason.as_str()),
+            index,
+            logprobs: None,
+        }
+    }
 }
 
 fn message_text(content: Option<MessageContent>) -> Result<String, ApiError> {
@@ -750,107 +927,42 @@ async fn chat_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
     if !request.stream {
         let choices = collect(events, n, n).await?;
         let n_completion = choices.iter().map(|c| c.n_tokens).sum();
-        let choices: Vec<Value> = choices
-            .iter()
+        let choices = choices
+            .into_iter()
             .enumerate()
-            .map(|(index, c)| {
-                json!({
-                    "index": index,
-                    "message": {"role": "assistant", "content": c.text},
-                    "logprobs": options.logprobs.map(|_| chat_logprobs(&app.engine, &c.tokens)),
-                    "finish_reason": finish_str(c.finish),
-                })
+            .map(|(index, c)| ChatChoice {
+                finish_reason: Some(finish_str(c.finish)),
+                index,
+                logprobs: options
+                    .logprobs
+                    .map(|_| chat_logprobs(&app.engine, &c.tokens)),
+                message: ChatReply {
+                    content: c.text,
+                    role: "assistant",
+                },
             })
             .collect();
         return Ok(json_response(
             StatusCode::OK,
             &envelope.wrap(
                 "chat.completion",
-                json!(choices),
-                usage(n_prompt, n_completion),
+                choices,
+                Some(Usage::new(n_prompt, n_completion)),
             ),
         ));
     }
 
-    let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let engine = app.engine.clone();
-    let (mut n_done, mut n_completion) = (0, 0);
-    let mut started = vec![false; n];
-    let chunk = move |choices: Value, usage: Value| {
-        envelope
-            .wrap("chat.completion.chunk", choices, usage)
-            .to_string()
+    let shape = ChatChunks {
+        engine: app.engine.clone(),
+        started: vec![false; n],
     };
-    // The first chunk of each choice carries the role.
-    let mut delta = move |index: usize, content: Option<&str>| {
-        let mut delta = json!({});
-        if !std::mem::replace(&mut started[index], true) {
-            delta["role"] = json!("assistant");
-            delta["content"] = json!("");
-        }
-        if let Some(content) = content {
-            delta["content"] = json!(content);
-        }
-        delta
+    let counts = StreamCounts {
+        n,
+        n_choices: n,
+        n_prompt,
+        include_usage: request.stream_options.is_some_and(|o| o.include_usage),
     };
-    Ok(event_stream(events, move |event| match event {
-        Some(JobEvent::Token {
-            sample_idx,
-            token,
-            text,
-            logprobs,
-            ..
-        }) => {
-            let logprobs = logprobs.map(|l| chat_logprobs(&engine, &[(token, l)]));
-            if text.is_empty() && logprobs.is_none() {
-                return (Vec::new(), false);
-            }
-            let choice = json!([{
-                "index": sample_idx,
-                "delta": delta(sample_idx, Some(&text)),
-                "logprobs": logprobs,
-                "finish_reason": null,
-            }]);
-            (vec![chunk(choice, Value::Null)], false)
-        }
-        Some(JobEvent::Done {
-            sample_idx,
-            tail,
-            completion,
-            ..
-        }) => {
-            n_done += 1;
-            n_completion += completion.tokens.len();
-            let mut out = Vec::new();
-            let content = (!tail.is_empty()).then_some(tail.as_str());
-            let first = delta(sample_idx, content);
-            if first != json!({}) {
-                let choice = json!([{
-                    "index": sample_idx,
-                    "delta": first,
-                    "logprobs": null,
-                    "finish_reason": null,
-                }]);
-                out.push(chunk(choice, Value::Null));
-            }
-            let choice = json!([{
-                "index": sample_idx,
-                "delta": {},
-                "logprobs": null,
-                "finish_reason": completion.finish_reason.as_str(),
-            }]);
-            out.push(chunk(choice, Value::Null));
-            let over = n_done == n;
-            if over {
-                let usage_chunk =
-                    include_usage.then(|| chunk(json!([]), usage(n_prompt, n_completion)));
-                end_stream(&mut out, usage_chunk);
-            }
-            (out, over)
-        }
-        Some(JobEvent::Failed(err)) => (vec![err.body().to_string()], true),
-        None => (Vec::new(), true),
-    }))
+    Ok(openai_stream(events, shape, envelope, counts))
 }
 
 pub(crate) async fn infill(State(app): AppState, body: Body) -> Response {
@@ -905,28 +1017,30 @@ async fn infill_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
     let events = submit(&app, vec![engine_request])?;
     let model = app.model_id.clone();
     let started = std::time::Instant::now();
-    let stats = move |completion: &codelm_generate::Completion| {
+    let stats = move |completion: &codelm_generate::Completion, content: String| {
         let stop_type = match completion.finish_reason {
             FinishReason::Stop if completion.tokens.len() < max_tokens => "eos",
             FinishReason::Stop => "word",
             _ => "limit",
         };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        json!({
-            "stop": true,
-            "model": model,
-            "tokens_predicted": completion.tokens.len(),
-            "tokens_evaluated": n_prompt,
-            "tokens_cached": completion.n_cached_tokens,
-            "stop_type": stop_type,
-            "truncated": false,
-            "timings": {
-                "prompt_n": n_prompt - completion.n_cached_tokens,
-                "predicted_n": completion.tokens.len(),
-                "total_ms": elapsed_ms,
-                "predicted_per_second": completion.tokens.len() as f64 / (elapsed_ms / 1e3).max(1e-9),
+        InfillDone {
+            content,
+            index: 0,
+            model: model.clone(),
+            stop: true,
+            stop_type,
+            timings: InfillTimings {
+                predicted_n: completion.tokens.len(),
+                predicted_per_second: completion.tokens.len() as f64 / (elapsed_ms / 1e3).max(1e-9),
+                prompt_n: n_prompt - completion.n_cached_tokens,
+                total_ms: elapsed_ms,
             },
-        })
+            tokens_cached: completion.n_cached_tokens,
+            tokens_evaluated: n_prompt,
+            tokens_predicted: completion.tokens.len(),
+            truncated: false,
+        }
     };
 
     if !request.stream {
@@ -939,10 +1053,7 @@ async fn infill_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
                     tail, completion, ..
                 }) => {
                     text.push_str(&tail);
-                    let mut body = stats(&completion);
-                    body["content"] = json!(text);
-                    body["index"] = json!(0);
-                    return Ok(json_response(StatusCode::OK, &body));
+                    return Ok(json_response(StatusCode::OK, &stats(&completion, text)));
                 }
                 Some(JobEvent::Failed(err)) => return Err(err),
                 None => return Err(ApiError::engine_stopped()),
@@ -951,19 +1062,18 @@ async fn infill_inner(app: Arc<App>, body: Body) -> Result<Response, ApiError> {
     }
     Ok(event_stream(events, move |event| match event {
         Some(JobEvent::Token { text, .. }) if !text.is_empty() => (
-            vec![json!({"content": text, "stop": false, "index": 0}).to_string()],
+            vec![to_json(&InfillChunk {
+                content: text,
+                index: 0,
+                stop: false,
+            })],
             false,
         ),
         Some(JobEvent::Token { .. }) => (Vec::new(), false),
         Some(JobEvent::Done {
             tail, completion, ..
-        }) => {
-            let mut body = stats(&completion);
-            body["content"] = json!(tail);
-            body["index"] = json!(0);
-            (vec![body.to_string()], true)
-        }
-        Some(JobEvent::Failed(err)) => (vec![err.body().to_string()], true),
+        }) => (vec![to_json(&stats(&completion, tail))], true),
+        Some(JobEvent::Failed(err)) => (vec![to_json(&err.body())], true),
         None => (Vec::new(), true),
     }))
 }

@@ -4,7 +4,9 @@
 //! Fields codelm does not implement are still parsed, so that a request using
 //! them is refused with a message naming the field instead of being answered as
 //! if they were honoured. Fields no answer depends on (`user`) are ignored.
-//! Responses are built as JSON values next to the handler that sends them.
+//! The bodies codelm answers with are typed in [`response`].
+
+pub mod response;
 
 use serde::Deserialize;
 

@@ -30,7 +30,7 @@ enum Command {
     /// Evaluate a model by execution: HumanEval, MBPP, pass@k.
     Eval(crate::eval::EvalArgs),
     /// Curate code corpora for training: license, quality, dedup, PII, decontamination.
-    Curate(codelm_curate::CurateArgs),
+    Curate(crate::curate::CurateArgs),
     /// List or fetch registry models.
     Models {
         #[command(subcommand)]
@@ -156,7 +156,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Exec(args) => crate::exec::run(&args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Eval(args) => crate::eval::run(args),
-        Command::Curate(args) => codelm_curate::run(&args).map(|_| 0).map_err(Into::into),
+        Command::Curate(args) => crate::curate::run(args),
         Command::Models { command } => match command {
             ModelsCommand::List { json } => generate::models_list(json),
             ModelsCommand::Pull { name } => generate::models_pull(&name),

