@@ -14,7 +14,28 @@
 //! document) plus the merge buffers; document ids are dense (`shard offset +
 //! index in shard`), so the result does not depend on threads or run sizes.
 //! The same two steps are a sort and a connected-components job on a cluster
-//! engine (see the crate docs).
+//! engine (below).
+//!
+//! # Path to a cluster
+//!
+//! Only dedup crosses shards, and it is two textbook jobs. (1) The per-shard work
+//! — filters, redaction, MinHash — is a map over files: a Spark `mapPartitions`,
+//! a Ray Data `map_batches`, or datatrove's stage 1, with `minhash.rs`'s
+//! permutation family (datatrove's `(a·h + b) mod 2^64 mod (2^61 − 1)`, 32-bit)
+//! so signatures are interchangeable with datatrove's given the same parameters.
+//! (2) The band records `(band, band hash, doc)` are a shuffle keyed by `(band,
+//! hash)` — Spark `groupByKey`, datatrove's `MinhashDedupBuckets` (one task per
+//! band), or any sort; each group yields edges `(first doc, doc)`. (3) The
+//! union-find over those edges is connected components: GraphFrames'
+//! `connectedComponents`, the large-star/small-star iteration text-dedup's Spark
+//! script uses, or, since edges are few (≈ duplicates, not documents), the
+//! single-machine union-find of `dedup.rs` fed from the shuffled edges, as
+//! datatrove's `MinhashDedupCluster` does. Taking the component's minimum id as
+//! its representative keeps the cluster result identical to the one-machine run.
+//! (4) The write pass is again a map, joining each shard with the `(doc → keep?)`
+//! table. Exact dedup is the same shuffle keyed by the content hash. On one
+//! machine the "engine" is the external sort in `extsort.rs`, which is why the
+//! 5-bytes-per-document union-find is the only state that grows with the corpus.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;

@@ -37,6 +37,28 @@ pub struct Features {
 }
 
 impl Features {
+    /// The features by name, widest level last: `["avx2", "avx-vnni"]`.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.has(Isa::Avx2) {
+            names.push("avx2+fma+f16c");
+        }
+        if self.avx_vnni {
+            names.push("avx-vnni");
+        }
+        if self.has(Isa::Avx512) {
+            names.push("avx512 (f, bw, vl, vnni, vbmi, bitalg)");
+        }
+        if names.is_empty() {
+            names.push(if cfg!(target_arch = "aarch64") {
+                "neon"
+            } else {
+                "none"
+            });
+        }
+        names
+    }
+
     /// Whether the kernels may use `isa`.
     #[inline]
     pub fn has(self, isa: Isa) -> bool {

@@ -2,9 +2,7 @@
 
 pub mod error;
 pub mod gguf;
-// Only x86-64 has levels to choose between yet.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-mod isa;
+pub mod isa;
 pub mod model;
 pub mod ops;
 pub mod quant;

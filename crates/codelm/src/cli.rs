@@ -31,7 +31,7 @@ enum Command {
     Eval(crate::eval::EvalArgs),
     /// Curate code corpora for training: license, quality, dedup, PII, decontamination.
     Curate(crate::curate::CurateArgs),
-    /// List or fetch registry models.
+    /// List or fetch registry models, or show which kernels run here.
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
@@ -50,6 +50,15 @@ enum ModelsCommand {
     Pull {
         /// Registry name.
         name: String,
+    },
+    /// This CPU's features and the kernel each storage type runs with; with a
+    /// model, also its weights' storage types.
+    Info {
+        /// Registry name, GGUF file or Hugging Face model directory.
+        model: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -160,6 +169,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Models { command } => match command {
             ModelsCommand::List { json } => generate::models_list(json),
             ModelsCommand::Pull { name } => generate::models_pull(&name),
+            ModelsCommand::Info { model, json } => generate::models_info(model.as_deref(), json),
         },
     }
 }

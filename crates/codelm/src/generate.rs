@@ -233,6 +233,59 @@ pub fn models_pull(name: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// The CPU's name as Linux reports it, if it does.
+fn cpu_name() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
+}
+
+pub fn models_info(model: Option<&str>, as_json: bool) -> Result<i32> {
+    use codelm_model::quant::kernels;
+    let features = codelm_model::isa::features();
+    let cpu = cpu_name().unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let table = kernels::table();
+    let weights = match model {
+        Some(name) => {
+            let path = codelm_hub::resolve(name, &pull_options(None))?;
+            let (model, _) = codelm_model::Model::load(&path)
+                .with_context(|| format!("loading {}", path.display()))?;
+            Some((path, model.weight_types()))
+        }
+        None => None,
+    };
+    if as_json {
+        let kernels: serde_json::Map<String, serde_json::Value> = table
+            .iter()
+            .map(|(t, k)| (t.name().to_string(), json!(k.name())))
+            .collect();
+        let mut out = json!({"cpu": cpu, "features": features.names(), "kernels": kernels});
+        if let Some((path, types)) = &weights {
+            out["model"] = json!(path);
+            out["weights"] = types
+                .iter()
+                .map(|(t, n)| json!({"type": t.name(), "bytes": n, "kernel": kernels::Kernel::select(*t).name()}))
+                .collect();
+        }
+        println!("{out}");
+        return Ok(0);
+    }
+    println!("cpu:      {cpu}");
+    println!("features: {}", features.names().join(", "));
+    println!("kernels:");
+    for (t, k) in &table {
+        println!("  {:<6} {}", t.name(), k.name());
+    }
+    if let Some((path, types)) = weights {
+        println!("weights of {}:", path.display());
+        for (t, n) in types {
+            let kernel = kernels::Kernel::select(t).name();
+            println!("  {:<6} {:>8.1} MB  {kernel}", t.name(), n as f64 / 1e6);
+        }
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_at_line;

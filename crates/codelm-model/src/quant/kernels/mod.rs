@@ -125,6 +125,12 @@ pub const TYPES: [GgmlType; 11] = [
     GgmlType::Q6_K,
 ];
 
+/// The kernel of every storage type in [`TYPES`] on this CPU, as `codelm models
+/// info` prints it.
+pub fn table() -> Vec<(GgmlType, Kernel)> {
+    TYPES.iter().map(|&t| (t, Kernel::select(t))).collect()
+}
+
 /// One weight row · token `t` of `acts`, in the arithmetic of the kernel the
 /// activations were laid out for: what every tiling of that kernel gives for
 /// (row, token), bit for bit.
