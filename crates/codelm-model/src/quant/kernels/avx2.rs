@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use super::acts::{Activations, BlockQ8, BlockQ8K, Quants};
 use super::Kernel;
-use crate::quant::blocks::{scale_min_k4, scales_mins_k4, GgmlType};
+use crate::quant::blocks::{scales_mins_k4, GgmlType};
 
 /// Eight weights of a float row from element `i` on, as f32.
 #[inline]
@@ -235,15 +235,52 @@ pub unsafe fn dot_unpacked_x4_vnni(qs: &[i8], scales: &[f32], ys: [&[BlockQ8]; 4
     acc.map(|a| hsum(a))
 }
 
-/// Four rows of a legacy type · one token's Q8_0 activations.
+/// How far ahead (bytes) a decode step asks for each weight row into L1, and
+/// into L2: the hardware prefetchers alone do not keep enough misses in flight.
+const PREFETCH_AHEAD: usize = 2048;
+const FAR_AHEAD: usize = 16384;
+
+/// Four rows of a legacy type · one token's Q8_0 activations, each with
+/// [`dot_q8`]'s arithmetic, asking for the rows' bytes ahead.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q8_x4(dtype: GgmlType, rows: [&[u8]; 4], ys: &[BlockQ8]) -> [f32; 4] {
+    match dtype {
+        GgmlType::Q4_0 => dot_q8_x4_of::<Q4>(rows, ys),
+        GgmlType::Q5_0 => dot_q8_x4_of::<Q5>(rows, ys),
+        GgmlType::Q8_0 => dot_q8_x4_of::<Q8>(rows, ys),
+        _ => unreachable!("no AVX2 kernel for {dtype:?}"),
+    }
+}
+
+const Q4: u8 = 0;
+const Q5: u8 = 1;
+const Q8: u8 = 2;
+
+const fn legacy_type<const DT: u8>() -> GgmlType {
+    match DT {
+        Q4 => GgmlType::Q4_0,
+        Q5 => GgmlType::Q5_0,
+        _ => GgmlType::Q8_0,
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q8_x4_of<const DT: u8>(rows: [&[u8]; 4], ys: &[BlockQ8]) -> [f32; 4] {
+    let dtype = legacy_type::<DT>();
     let bb = dtype.block_bytes();
+    assert!(rows.iter().all(|r| r.len() >= ys.len() * bb));
     let mut acc = [_mm256_setzero_ps(); 4];
     for (j, y) in ys.iter().enumerate() {
         let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
         for r in 0..4 {
-            let b = rows[r].get_unchecked(j * bb..(j + 1) * bb);
+            let at = rows[r].as_ptr().add(j * bb);
+            // One request per cache line of the row, in L1 and in L2.
+            if (j * bb) % 64 < bb {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
+                _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(FAR_AHEAD).cast());
+            }
+            let b = std::slice::from_raw_parts(at, bb);
             let qx = legacy_quants(dtype, b);
             let d = _mm256_set1_ps(f16_at(b, 0) * y.d);
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc[r]);
@@ -313,23 +350,46 @@ pub(super) unsafe fn q6k_quants(b: &[u8], half: usize) -> [__m256i; 4] {
     ]
 }
 
-/// One Q4_K/Q6_K row · four tokens' Q8_K activations, bit-identical to four
-/// calls of [`dot_q8k`].
+/// One Q4_K/Q5_K/Q6_K row · one token's Q8_K activations: per super-block, the
+/// exact integers (the scaled quant dot in eight i32 lanes, and the min sum),
+/// then `acc = fma(d·dy, f32(lanes), acc)` and `acc_min += (dmin·dy)·f32(min sum)`
+/// (Q6_K: `32·(d·dy)·f32(Σ scale · bsum)`); the result is `hsum(acc) − acc_min`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
+    dot_q8k_tokens::<1>(dtype, row, [ys])[0]
+}
+
+/// One k-quant row · `T` tokens' Q8_K activations: each weight super-block is
+/// decoded once into registers for all of them, and each token gets exactly
+/// [`dot_q8k`]'s arithmetic.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q8k_tokens<const T: usize>(
+    dtype: GgmlType,
+    row: &[u8],
+    ys: [&[BlockQ8K]; T],
+) -> [f32; T] {
     let bb = dtype.block_bytes();
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut acc_min = [0.0f32; 4];
+    assert!(ys.iter().all(|y| y.len() * bb == row.len()));
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut acc_min = [0.0f32; T];
     for (i, b) in row.chunks_exact(bb).enumerate() {
-        let y: [&BlockQ8K; 4] = std::array::from_fn(|t| ys[t].get_unchecked(i));
-        let mut sumi = [_mm256_setzero_si256(); 4];
+        // A decode step waits on memory: ask for the row's bytes ahead (with
+        // more tokens, the row is read again for each pass and stays in cache).
+        for line in (0..if T == 1 { bb } else { 0 }).step_by(64) {
+            let at = b.as_ptr().wrapping_add(line);
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
+            _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(FAR_AHEAD).cast());
+        }
+        let y: [&BlockQ8K; T] = std::array::from_fn(|t| ys[t].get_unchecked(i));
+        let mut sumi = [_mm256_setzero_si256(); T];
         let d;
         if dtype != GgmlType::Q6_K {
             d = f16_at(b, 0);
             let dmin = f16_at(b, 2);
             let (sc, mins) = scales_mins_k4(&b[4..16]);
             let pair_mins = min_pairs(mins);
-            for t in 0..4 {
+            for t in 0..T {
                 let summ = bsums_dot(&y[t].bsums, pair_mins);
                 acc_min[t] += (dmin * y[t].d) * summ as f32;
             }
@@ -337,7 +397,7 @@ pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4
                 let (lo, hi) = k4_quants(dtype, b, chunk);
                 let s1 = _mm256_set1_epi16(sc[2 * chunk] as i16);
                 let s2 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
-                for t in 0..4 {
+                for t in 0..T {
                     let y_lo =
                         _mm256_loadu_si256(y[t].qs.as_ptr().add(64 * chunk) as *const __m256i);
                     let y_hi =
@@ -351,7 +411,7 @@ pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4
             d = f16_at(b, 208);
             let sc = &b[192..208];
             let scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr() as *const __m128i));
-            for t in 0..4 {
+            for t in 0..T {
                 let bias = bsums_dot(&y[t].bsums, scales16);
                 // Same rounding order as `dot_q8k`: (d · d_y), then the rest.
                 acc_min[t] += 32.0 * (d * y[t].d) * bias as f32;
@@ -365,7 +425,7 @@ pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4
                     let scale = _mm256_setr_epi16(
                         s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1,
                     );
-                    for t in 0..4 {
+                    for t in 0..T {
                         let qy = _mm256_loadu_si256(y[t].qs.as_ptr().add(pos) as *const __m256i);
                         let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*q, qy), scale);
                         sumi[t] = _mm256_add_epi32(sumi[t], p);
@@ -373,7 +433,7 @@ pub unsafe fn dot_q8k_x4_tokens(dtype: GgmlType, row: &[u8], ys: [&[BlockQ8K]; 4
                 }
             }
         }
-        for t in 0..4 {
+        for t in 0..T {
             acc[t] = _mm256_fmadd_ps(
                 _mm256_set1_ps(d * y[t].d),
                 _mm256_cvtepi32_ps(sumi[t]),
@@ -410,67 +470,6 @@ pub(super) unsafe fn k4_quants(dtype: GgmlType, b: &[u8], c: usize) -> (__m256i,
     )
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
-    let bb = dtype.block_bytes();
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_min = 0.0f32;
-    for (b, y) in row.chunks_exact(bb).zip(ys) {
-        let mut sumi = _mm256_setzero_si256();
-        let d;
-        if dtype != GgmlType::Q6_K {
-            d = f16_at(b, 0) * y.d;
-            let dmin = f16_at(b, 2) * y.d;
-            let scales = &b[4..16];
-            let mut summ = 0i32;
-            for chunk in 0..4 {
-                let (sc1, m1) = scale_min_k4(2 * chunk, scales);
-                let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
-                summ += m1 as i32 * (y.bsums[4 * chunk] as i32 + y.bsums[4 * chunk + 1] as i32);
-                summ += m2 as i32 * (y.bsums[4 * chunk + 2] as i32 + y.bsums[4 * chunk + 3] as i32);
-                let (lo, hi) = k4_quants(dtype, b, chunk);
-                let y_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk) as *const __m256i);
-                let y_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * chunk + 32) as *const __m256i);
-                let p_lo = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(lo, y_lo),
-                    _mm256_set1_epi16(sc1 as i16),
-                );
-                let p_hi = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(hi, y_hi),
-                    _mm256_set1_epi16(sc2 as i16),
-                );
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
-            }
-            acc_min += dmin * summ as f32;
-        } else {
-            // Q6_K: q in [0, 64); q·y − 32·Σy per 16 lanes with the 16-lane scale.
-            d = f16_at(b, 208) * y.d;
-            let sc = &b[192..208];
-            let mut sum_bias = 0i32;
-            for (&s, &bsum) in sc.iter().zip(&y.bsums) {
-                sum_bias += (s as i8) as i32 * bsum as i32;
-            }
-            acc_min += 32.0 * d * sum_bias as f32;
-            for half in 0..2 {
-                let quants = q6k_quants(b, half);
-                for (group, q) in quants.iter().enumerate() {
-                    let pos = 128 * half + 32 * group;
-                    let qy = _mm256_loadu_si256(y.qs.as_ptr().add(pos) as *const __m256i);
-                    let s0 = (sc[pos / 16] as i8) as i16;
-                    let s1 = (sc[pos / 16 + 1] as i8) as i16;
-                    let scale = _mm256_setr_epi16(
-                        s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1,
-                    );
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*q, qy), scale);
-                    sumi = _mm256_add_epi32(sumi, p);
-                }
-            }
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum(acc) - acc_min
-}
-
 /// One token against every row of the band (a decode step of a legacy type):
 /// four rows per pass share each activation load and keep four independent
 /// accumulator chains (and their loads) in flight.
@@ -505,6 +504,16 @@ pub struct Unpacked {
     scales: Vec<f32>,
 }
 
+/// `K` consecutive tokens' rows of `per` items from token `t` on.
+#[inline(always)]
+fn tokens<T, const K: usize>(items: &[T], per: usize, t: usize) -> [&[T]; K] {
+    let mut out: [&[T]; K] = [&[]; K];
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = &items[(t + k) * per..(t + k + 1) * per];
+    }
+    out
+}
+
 /// One weight row against tokens `ts` of `acts` (`out[t - ts.start]`), several
 /// tokens per pass, each with the arithmetic of the type's one-row function.
 ///
@@ -520,64 +529,66 @@ pub unsafe fn row_tokens(
     out: &mut [f32],
     unpacked: &mut Unpacked,
 ) {
-    let mut t = ts.start;
-    let at = |t: usize| t - ts.start;
+    let (mut t, end) = (ts.start, ts.end);
+    // `out[o]` is token `t0 + o`.
+    let t0 = ts.start;
     match &acts.quants {
-        Quants::F32 { .. } => {
+        Quants::F32 { xs, cols } => {
             // Several tokens per pass over the row, the same arithmetic.
             if acts.kernel == Kernel::Avx512 {
-                while t + 8 <= ts.end {
-                    let xs = std::array::from_fn(|k| acts.floats(t + k));
-                    let sums = super::avx512::dot_float_tokens::<8>(dtype, row, xs);
-                    out[at(t)..at(t) + 8].copy_from_slice(&sums);
+                while t + 8 <= end {
+                    let sums =
+                        super::avx512::dot_float_tokens::<8>(dtype, row, tokens(xs, *cols, t));
+                    out[t - t0..t - t0 + 8].copy_from_slice(&sums);
                     t += 8;
                 }
             }
-            while t + 3 <= ts.end {
-                let xs = std::array::from_fn(|k| acts.floats(t + k));
-                let sums = dot_float_tokens::<3>(dtype, row, xs);
-                out[at(t)..at(t) + 3].copy_from_slice(&sums);
+            while t + 3 <= end {
+                let sums = dot_float_tokens::<3>(dtype, row, tokens(xs, *cols, t));
+                out[t - t0..t - t0 + 3].copy_from_slice(&sums);
                 t += 3;
             }
-            for t in t..ts.end {
-                out[at(t)] = dot_float(dtype, row, acts.floats(t));
+            for t in t..end {
+                out[t - t0] = dot_float(dtype, row, &xs[t * cols..(t + 1) * cols]);
             }
         }
-        Quants::Q8 { .. } if acts.n > 1 => {
+        Quants::Q8 { blocks, per_row } if acts.n > 1 => {
             // Decode the weight row once, then reuse it for every token, four
             // tokens per pass (independent accumulator chains).
             let Unpacked { qs, scales } = unpacked;
             unpack_row(dtype, row, qs, scales);
-            while t + 4 <= ts.end {
-                let ys: [&[BlockQ8]; 4] = std::array::from_fn(|i| acts.q8(t + i));
-                let sums = if acts.kernel == Kernel::AvxVnni {
+            let vnni = acts.kernel == Kernel::AvxVnni;
+            while t + 4 <= end {
+                let ys = tokens(blocks, *per_row, t);
+                let sums = if vnni {
                     dot_unpacked_x4_vnni(qs, scales, ys)
                 } else {
                     dot_unpacked_x4(qs, scales, ys)
                 };
-                out[at(t)..at(t) + 4].copy_from_slice(&sums);
+                out[t - t0..t - t0 + 4].copy_from_slice(&sums);
                 t += 4;
             }
-            for t in t..ts.end {
-                out[at(t)] = dot_unpacked(qs, scales, acts.q8(t));
+            for t in t..end {
+                let [ys] = tokens(blocks, *per_row, t);
+                out[t - t0] = dot_unpacked(qs, scales, ys);
             }
         }
-        Quants::Q8 { .. } => {
-            for t in t..ts.end {
-                out[at(t)] = dot_q8(dtype, row, acts.q8(t));
+        Quants::Q8 { blocks, per_row } => {
+            for t in t..end {
+                let [ys] = tokens(blocks, *per_row, t);
+                out[t - t0] = dot_q8(dtype, row, ys);
             }
         }
-        Quants::Q8K { .. } => {
+        Quants::Q8K { blocks, per_row } => {
             // Four tokens per pass: each weight super-block is decoded once into
             // registers and multiplied with all four.
-            while t + 4 <= ts.end {
-                let ys: [&[BlockQ8K]; 4] = std::array::from_fn(|i| acts.q8k(t + i));
-                let sums = dot_q8k_x4_tokens(dtype, row, ys);
-                out[at(t)..at(t) + 4].copy_from_slice(&sums);
+            while t + 4 <= end {
+                let sums = dot_q8k_tokens::<4>(dtype, row, tokens(blocks, *per_row, t));
+                out[t - t0..t - t0 + 4].copy_from_slice(&sums);
                 t += 4;
             }
-            for t in t..ts.end {
-                out[at(t)] = dot_q8k(dtype, row, acts.q8k(t));
+            for t in t..end {
+                out[t - t0] = dot_q8k(dtype, row, tokens::<_, 1>(blocks, *per_row, t)[0]);
             }
         }
         Quants::Q8Groups { .. } | Quants::Q8KTokens { .. } => {
