@@ -11,7 +11,9 @@
 # QUICK=1, LLAMA_VENV (a venv that already has llama-cpp-python 0.3.36; default
 # ${CODELM_BENCH_DIR:-~/.cache/codelm/bench}/venv, built by setup-llama-cpp.sh),
 # CODELM_CACHE (where models live), CARGO_JOBS (1), PROMPT_FILE (a source file
-# with at least 512 tokens; default Python's json/decoder.py), JSON_OUT (raw results).
+# with at least 512 tokens; default Python's json/decoder.py), JSON_OUT (raw results),
+# CODELM_ISA=avx2 (cap codelm's kernels at AVX2 and compare with a llama.cpp built
+# without AVX-512, venv-avx2: how an AVX-512 machine measures the AVX2 path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -146,6 +146,7 @@ def bench_model(args, name, path, workdir):
         rounds.append(results)
     greedy_match = all(r[("codelm", "decode")]["tokens"] == r[("llama.cpp", "decode")]["tokens"] for r in rounds)
     return {"name": name, "path": path, "weight_types": tokenized["weight_types"],
+            "codelm_features": tokenized["codelm_features"],
             "tokenizers_agree": check["ids_match"],
             "greedy_tokens_agree": greedy_match, "rounds": rounds}
 
@@ -171,7 +172,9 @@ def print_report(args, info, models, started, finished):
         rounds = model["rounds"]
         print()
         print(f"== {model['name']} ({model['path']})")
-        print(f"   weights: {', '.join(model['weight_types'])}")
+        print(f"   weights (and codelm's kernel for each): {', '.join(model['weight_types'])}")
+        print(f"   codelm's kernels may use: {', '.join(model['codelm_features'])}"
+              f"{' (capped by CODELM_ISA=' + os.environ['CODELM_ISA'] + ')' if os.environ.get('CODELM_ISA') else ''}")
         print(f"   same prompt ids from both tokenizers: {model['tokenizers_agree']}; "
               f"same greedy tokens: {model['greedy_tokens_agree']}")
         loads = [r[key]["loadavg_after"] for r in rounds for key in r if "loadavg_after" in r[key]]

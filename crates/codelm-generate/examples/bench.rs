@@ -188,15 +188,21 @@ fn main() -> Result<()> {
                 return Err(format!("{} has only {} tokens", path.display(), ids.len()).into());
             }
             ids.truncate(args.n_prompt);
-            // Bytes of weights per storage type, the quantization to record.
+            // Bytes of weights per storage type, the quantization to record, and
+            // the kernel that multiplies each on this CPU.
             let weight_types: Vec<String> = model
                 .weight_types()
                 .iter()
                 .map(|(dtype, n_bytes)| {
-                    format!("{dtype:?}: {:.0} MiB", *n_bytes as f64 / 1048576.0)
+                    let kernel = codelm_model::quant::kernels::Kernel::select(*dtype).name();
+                    format!(
+                        "{dtype:?}: {:.0} MiB ({kernel})",
+                        *n_bytes as f64 / 1048576.0
+                    )
                 })
                 .collect();
-            json!({ "ids": ids, "weight_types": weight_types })
+            let features = codelm_model::isa::features().names();
+            json!({ "ids": ids, "weight_types": weight_types, "codelm_features": features })
         }
         "prefill" => {
             let prompt = read_prompt_ids(&args)?;

@@ -83,8 +83,29 @@ pub fn features() -> Features {
     detected
 }
 
-#[cfg(target_arch = "x86_64")]
+/// The detected features, capped by `CODELM_ISA` (`portable`, `avx2`, `avx512`)
+/// where it is set: so a benchmark on an AVX-512 machine can measure the AVX2
+/// kernels, as `bench/inference.sh` does with `CODELM_ISA=avx2`.
 fn detect() -> Features {
+    let found = detect_cpu();
+    let cap = match std::env::var("CODELM_ISA").as_deref() {
+        Err(_) | Ok("") => return found,
+        Ok("portable") => Isa::Portable,
+        Ok("avx2") => Isa::Avx2,
+        Ok("avx512") => Isa::Avx512,
+        Ok(other) => {
+            eprintln!("codelm: ignoring CODELM_ISA={other:?} (expected portable, avx2 or avx512)");
+            return found;
+        }
+    };
+    Features {
+        level: found.level.min(cap),
+        avx_vnni: found.avx_vnni && cap >= Isa::Avx2,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_cpu() -> Features {
     use std::is_x86_feature_detected as has;
     let avx2 = has!("avx2") && has!("fma") && has!("f16c");
     let avx512 = avx2
@@ -106,7 +127,7 @@ fn detect() -> Features {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn detect() -> Features {
+fn detect_cpu() -> Features {
     Features {
         level: Isa::Portable,
         avx_vnni: false,

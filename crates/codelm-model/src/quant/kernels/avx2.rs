@@ -171,7 +171,13 @@ pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], qs: &mut Vec<i8>, scales: 
     let n_blocks = row.len() / dtype.block_bytes();
     qs.resize(n_blocks * 32, 0);
     scales.clear();
-    for (idx, b) in row.chunks_exact(dtype.block_bytes()).enumerate() {
+    let bb = dtype.block_bytes();
+    for (idx, b) in row.chunks_exact(bb).enumerate() {
+        // A batched decode step reads each row from memory here, once.
+        if (idx * bb) % 64 < bb {
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH_AHEAD).cast());
+            _mm_prefetch::<_MM_HINT_T1>(b.as_ptr().wrapping_add(FAR_AHEAD).cast());
+        }
         _mm256_storeu_si256(
             qs.as_mut_ptr().add(32 * idx) as *mut __m256i,
             legacy_quants(dtype, b),
@@ -180,59 +186,65 @@ pub unsafe fn unpack_row(dtype: GgmlType, row: &[u8], qs: &mut Vec<i8>, scales: 
     }
 }
 
-/// A row decoded by [`unpack_row`] · Q8_0 activations. Sums blocks in the same
-/// order as [`dot_q8`], so both give bit-identical results.
+/// A row decoded by [`unpack_row`] · `T` tokens' Q8_0 activations: each weight
+/// block is loaded once and its sign split reused. Per token the sums run in
+/// [`dot_q8`]'s order, so each result is bit-identical to it.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_unpacked(qs: &[i8], scales: &[f32], ys: &[BlockQ8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (j, (&scale, y)) in scales.iter().zip(ys).enumerate() {
-        let qx = _mm256_loadu_si256(qs.as_ptr().add(32 * j) as *const __m256i);
-        let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        let d = _mm256_set1_ps(scale * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(qx, qy)), acc);
-    }
-    hsum(acc)
-}
-
-/// [`dot_unpacked`] for four tokens at once: each weight block is loaded once
-/// and its sign split reused. Per token the sums run in the same order, so the
-/// results are bit-identical to four [`dot_unpacked`] calls.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_unpacked_x4(qs: &[i8], scales: &[f32], ys: [&[BlockQ8]; 4]) -> [f32; 4] {
+pub unsafe fn dot_unpacked<const T: usize>(
+    qs: &[i8],
+    scales: &[f32],
+    ys: [&[BlockQ8]; T],
+) -> [f32; T] {
+    assert!(ys.iter().all(|y| y.len() == scales.len()) && qs.len() >= 32 * scales.len());
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = [_mm256_setzero_ps(); T];
     for (j, &scale) in scales.iter().enumerate() {
         let qx = _mm256_loadu_si256(qs.as_ptr().add(32 * j) as *const __m256i);
         let ax = _mm256_sign_epi8(qx, qx);
-        for (acc, ys) in acc.iter_mut().zip(&ys) {
-            let y = &ys[j];
+        for t in 0..T {
+            let y = ys[t].get_unchecked(j);
             let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)), ones);
             let d = _mm256_set1_ps(scale * y.d);
-            *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[t]);
         }
     }
-    acc.map(|a| hsum(a))
+    let mut out = [0.0; T];
+    for t in 0..T {
+        out[t] = hsum(acc[t]);
+    }
+    out
 }
 
-/// [`dot_unpacked_x4`] with AVX-VNNI: one `vpdpbusd` replaces the two
+/// [`dot_unpacked`] with AVX-VNNI: one `vpdpbusd` replaces the two
 /// multiply-adds. The products are exact integers either way, so the results
 /// are bit-identical.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-pub unsafe fn dot_unpacked_x4_vnni(qs: &[i8], scales: &[f32], ys: [&[BlockQ8]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
+pub unsafe fn dot_unpacked_vnni<const T: usize>(
+    qs: &[i8],
+    scales: &[f32],
+    ys: [&[BlockQ8]; T],
+) -> [f32; T] {
+    assert!(ys.iter().all(|y| y.len() == scales.len()) && qs.len() >= 32 * scales.len());
+    let mut acc = [_mm256_setzero_ps(); T];
     for (j, &scale) in scales.iter().enumerate() {
         let qx = _mm256_loadu_si256(qs.as_ptr().add(32 * j) as *const __m256i);
         let ax = _mm256_sign_epi8(qx, qx);
-        for (acc, ys) in acc.iter_mut().zip(&ys) {
-            let y = &ys[j];
+        for t in 0..T {
+            let y = ys[t].get_unchecked(j);
             let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let dot = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(qy, qx));
             let d = _mm256_set1_ps(scale * y.d);
-            *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[t]);
         }
     }
-    acc.map(|a| hsum(a))
+    let mut out = [0.0; T];
+    for t in 0..T {
+        out[t] = hsum(acc[t]);
+    }
+    out
 }
 
 /// How far ahead (bytes) a decode step asks for each weight row into L1, and
@@ -356,27 +368,27 @@ pub(super) unsafe fn q6k_quants(b: &[u8], half: usize) -> [__m256i; 4] {
 /// (Q6_K: `32·(d·dy)·f32(Σ scale · bsum)`); the result is `hsum(acc) − acc_min`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q8k(dtype: GgmlType, row: &[u8], ys: &[BlockQ8K]) -> f32 {
-    dot_q8k_tokens::<1>(dtype, row, [ys])[0]
+    dot_q8k_tokens::<1>(dtype, row, [ys], true)[0]
 }
 
 /// One k-quant row · `T` tokens' Q8_K activations: each weight super-block is
 /// decoded once into registers for all of them, and each token gets exactly
-/// [`dot_q8k`]'s arithmetic.
+/// [`dot_q8k`]'s arithmetic. With `prefetch`, the row's bytes are asked for
+/// ahead (the first pass over a row in a step, which waits on memory).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q8k_tokens<const T: usize>(
     dtype: GgmlType,
     row: &[u8],
     ys: [&[BlockQ8K]; T],
+    prefetch: bool,
 ) -> [f32; T] {
     let bb = dtype.block_bytes();
     assert!(ys.iter().all(|y| y.len() * bb == row.len()));
     let mut acc = [_mm256_setzero_ps(); T];
     let mut acc_min = [0.0f32; T];
     for (i, b) in row.chunks_exact(bb).enumerate() {
-        // A decode step waits on memory: ask for the row's bytes ahead (with
-        // more tokens, the row is read again for each pass and stays in cache).
-        for line in (0..if T == 1 { bb } else { 0 }).step_by(64) {
+        for line in (0..if prefetch { bb } else { 0 }).step_by(64) {
             let at = b.as_ptr().wrapping_add(line);
             _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
             _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(FAR_AHEAD).cast());
@@ -554,23 +566,30 @@ pub unsafe fn row_tokens(
         }
         Quants::Q8 { blocks, per_row } if acts.n > 1 => {
             // Decode the weight row once, then reuse it for every token, four
-            // tokens per pass (independent accumulator chains).
+            // tokens per pass (independent accumulator chains), the rest in one
+            // pass of as many.
             let Unpacked { qs, scales } = unpacked;
             unpack_row(dtype, row, qs, scales);
-            let vnni = acts.kernel == Kernel::AvxVnni;
+            macro_rules! pass {
+                ($k:literal) => {{
+                    let ys = tokens::<_, $k>(blocks, *per_row, t);
+                    let sums = if acts.kernel == Kernel::AvxVnni {
+                        dot_unpacked_vnni::<$k>(qs, scales, ys)
+                    } else {
+                        dot_unpacked::<$k>(qs, scales, ys)
+                    };
+                    out[t - t0..t - t0 + $k].copy_from_slice(&sums);
+                }};
+            }
             while t + 4 <= end {
-                let ys = tokens(blocks, *per_row, t);
-                let sums = if vnni {
-                    dot_unpacked_x4_vnni(qs, scales, ys)
-                } else {
-                    dot_unpacked_x4(qs, scales, ys)
-                };
-                out[t - t0..t - t0 + 4].copy_from_slice(&sums);
+                pass!(4);
                 t += 4;
             }
-            for t in t..end {
-                let [ys] = tokens(blocks, *per_row, t);
-                out[t - t0] = dot_unpacked(qs, scales, ys);
+            match end - t {
+                3 => pass!(3),
+                2 => pass!(2),
+                1 => pass!(1),
+                _ => {}
             }
         }
         Quants::Q8 { blocks, per_row } => {
@@ -581,14 +600,24 @@ pub unsafe fn row_tokens(
         }
         Quants::Q8K { blocks, per_row } => {
             // Four tokens per pass: each weight super-block is decoded once into
-            // registers and multiplied with all four.
+            // registers and multiplied with all four; the rest in one pass of as
+            // many. The first pass over the row asks for its bytes ahead.
+            macro_rules! pass {
+                ($k:literal) => {{
+                    let ys = tokens::<_, $k>(blocks, *per_row, t);
+                    let sums = dot_q8k_tokens::<$k>(dtype, row, ys, t == t0);
+                    out[t - t0..t - t0 + $k].copy_from_slice(&sums);
+                }};
+            }
             while t + 4 <= end {
-                let sums = dot_q8k_tokens::<4>(dtype, row, tokens(blocks, *per_row, t));
-                out[t - t0..t - t0 + 4].copy_from_slice(&sums);
+                pass!(4);
                 t += 4;
             }
-            for t in t..end {
-                out[t - t0] = dot_q8k(dtype, row, tokens::<_, 1>(blocks, *per_row, t)[0]);
+            match end - t {
+                3 => pass!(3),
+                2 => pass!(2),
+                1 => pass!(1),
+                _ => {}
             }
         }
         Quants::Q8Groups { .. } | Quants::Q8KTokens { .. } => {
