@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use codelm_sandbox::{Isolation, Job, Language, Limits, Outcome, Sandbox, SandboxConfig, Status};
+use codelm_sandbox::{Job, Language, Limits, Outcome, Sandbox, SandboxConfig, Status};
 
 /// Arguments of `codelm exec`.
 #[derive(clap::Args, Debug, Clone)]
@@ -31,8 +31,8 @@ pub struct ExecArgs {
     #[arg(long)]
     pub stdin: Option<PathBuf>,
     /// Isolation level: `full`, `no-userns` or `none` (trusted code only).
-    #[arg(long, default_value = "full")]
-    pub isolation: String,
+    #[arg(long, value_enum, default_value = "full")]
+    pub isolation: crate::eval::IsolationArg,
     /// Print the outcome as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -71,7 +71,7 @@ pub fn run(args: &ExecArgs) -> anyhow::Result<i32> {
         ..Limits::default()
     };
     let config = SandboxConfig {
-        isolation: parse_isolation(&args.isolation)?,
+        isolation: args.isolation.into(),
         limits: limits.clone(),
         n_jobs: 1,
         // One job: starting a warm Python would cost more than it saves.
@@ -104,15 +104,6 @@ fn exit_code(status: &Status) -> i32 {
         Status::Passed => 0,
         Status::SandboxError { .. } => 2,
         _ => 1,
-    }
-}
-
-fn parse_isolation(name: &str) -> anyhow::Result<Isolation> {
-    match name {
-        "full" => Ok(Isolation::Full),
-        "no-userns" => Ok(Isolation::NoUserNs),
-        "none" => Ok(Isolation::None),
-        _ => bail!("unknown isolation level `{name}` (full, no-userns, none)"),
     }
 }
 
