@@ -62,6 +62,28 @@ enum ModelsCommand {
     },
 }
 
+/// `--isolation` of `exec` and `eval`: how far the sandbox confines the programs.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationArg {
+    /// Every namespace, seccomp and limits.
+    Full,
+    /// Without a user namespace.
+    NoUserns,
+    /// None (trusted code only).
+    None,
+}
+
+impl From<IsolationArg> for codelm_sandbox::Isolation {
+    fn from(level: IsolationArg) -> Self {
+        use codelm_sandbox::Isolation;
+        match level {
+            IsolationArg::Full => Isolation::Full,
+            IsolationArg::NoUserns => Isolation::NoUserNs,
+            IsolationArg::None => Isolation::None,
+        }
+    }
+}
+
 /// Which model to load and how.
 #[derive(Args, Clone)]
 pub struct ModelArgs {

@@ -19,7 +19,9 @@ use codelm_eval::report::{self, ModelInfo};
 use codelm_eval::{Benchmark, Dataset};
 use codelm_generate::Engine;
 use codelm_hub::PullOptions;
-use codelm_sandbox::{Isolation, Sandbox, SandboxConfig};
+use codelm_sandbox::{Sandbox, SandboxConfig};
+
+use crate::cli::IsolationArg;
 
 /// `--backend`: what generates the samples.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,27 +30,6 @@ pub enum BackendArg {
     Local,
     /// An OpenAI-compatible server.
     Openai,
-}
-
-/// `--isolation`: how far the sandbox confines the programs.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IsolationArg {
-    /// Every namespace, seccomp and limits.
-    Full,
-    /// Without a user namespace.
-    NoUserns,
-    /// None (trusted code only).
-    None,
-}
-
-impl From<IsolationArg> for Isolation {
-    fn from(level: IsolationArg) -> Self {
-        match level {
-            IsolationArg::Full => Isolation::Full,
-            IsolationArg::NoUserns => Isolation::NoUserNs,
-            IsolationArg::None => Isolation::None,
-        }
-    }
 }
 
 /// Arguments of `codelm eval`.

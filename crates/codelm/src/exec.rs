@@ -32,7 +32,7 @@ pub struct ExecArgs {
     pub stdin: Option<PathBuf>,
     /// Isolation level: `full`, `no-userns` or `none` (trusted code only).
     #[arg(long, value_enum, default_value = "full")]
-    pub isolation: crate::eval::IsolationArg,
+    pub isolation: crate::cli::IsolationArg,
     /// Print the outcome as one JSON object.
     #[arg(long)]
     pub json: bool,

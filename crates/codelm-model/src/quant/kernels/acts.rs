@@ -169,18 +169,7 @@ impl<'a> Activations<'a> {
     /// Quantizes `xs (n, cols)` for multiplication with weights of type `dtype` by
     /// the kernel this CPU runs for it.
     pub fn quantize(dtype: GgmlType, xs: &'a [f32], n: usize, cols: usize) -> Self {
-        Self::quantize_for(Kernel::select(dtype), dtype, xs, n, cols)
-    }
-
-    /// [`Activations::quantize`] for `kernel`, which must be one [`Kernel::select`]
-    /// can return for `dtype` on this CPU.
-    pub(crate) fn quantize_for(
-        kernel: Kernel,
-        dtype: GgmlType,
-        xs: &'a [f32],
-        n: usize,
-        cols: usize,
-    ) -> Self {
+        let kernel = Kernel::select(dtype);
         assert_eq!(xs.len(), n * cols);
         let quants = match dtype {
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => Quants::F32 { xs, cols },
