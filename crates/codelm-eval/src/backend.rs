@@ -154,13 +154,19 @@ impl LocalBackend {
                 String::new(),
                 params.stop.clone(),
             ),
+            // Instruct prompts stop at INSTRUCT_STOPS unless the caller
+            // names its own (execution-based selection's tests and repairs).
             EvalPrompt::Chat {
                 user,
                 response_prefix,
             } => (
                 Prompt::Tokens(self.chat_ids(user, response_prefix)?),
                 response_prefix.clone(),
-                INSTRUCT_STOPS.iter().map(|stop| stop.to_string()).collect(),
+                if params.stop.is_empty() {
+                    INSTRUCT_STOPS.iter().map(|stop| stop.to_string()).collect()
+                } else {
+                    params.stop.clone()
+                },
             ),
         })
     }

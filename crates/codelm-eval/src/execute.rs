@@ -188,6 +188,11 @@ impl Executor {
         Job::from_source(self.python, source).with_limits(limits)
     }
 
+    /// The sandbox the programs run in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
     /// The limits policy.
     pub fn policy(&self) -> &ExecPolicy {
         &self.policy

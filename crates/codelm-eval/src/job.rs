@@ -27,6 +27,7 @@ use crate::execute::Executor;
 use crate::prompt::{self, Mode};
 use crate::report::{self, Hardware, ModelInfo, RunConfig};
 use crate::run::{self, RunOptions, SampleSource};
+use crate::select::{self, SelectConfig};
 use crate::store::RunStore;
 use crate::{Benchmark, Dataset, Result, Task};
 
@@ -71,6 +72,9 @@ pub struct Job<'a> {
     pub exec_jobs: usize,
     /// The run directory.
     pub run_dir: RunDir,
+    /// Choose among each task's samples by executing them, and grade the
+    /// choices (`--select`); needs a backend.
+    pub select: Option<SelectConfig>,
     /// Print the run's outline and a progress bar on stderr.
     pub show_progress: bool,
     /// When the evaluation started (for the summary's wall time).
@@ -113,7 +117,17 @@ impl Job<'_> {
             exec_jobs: self.exec_jobs,
             codelm_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        let config_json = config.to_json();
+        let mut config_json = config.to_json();
+        if let Some(select) = &self.select {
+            if matches!(samples, Samples::File(_)) {
+                return Err(crate::Error::InvalidOption {
+                    name: "--select",
+                    reason: "needs a model to write tests; it cannot select from a samples file"
+                        .to_string(),
+                });
+            }
+            config_json["select"] = select.to_json();
+        }
 
         let (dir, resume) = match self.run_dir {
             RunDir::Resume(dir) => (dir, true),
@@ -137,17 +151,33 @@ impl Job<'_> {
             }
             _ => "-".to_string(),
         };
-        let source = match samples {
-            Samples::Backend(backend) => SampleSource::Backend(backend),
-            Samples::File(path) => SampleSource::Records(run::read_samples_file(path, dataset)?),
+        let (mut backend, source) = match samples {
+            Samples::Backend(backend) => (Some(backend), None),
+            Samples::File(path) => (None, Some(run::read_samples_file(path, dataset)?)),
+        };
+        let source = match (&mut backend, source) {
+            (Some(backend), _) => SampleSource::Backend(&mut **backend),
+            (None, records) => SampleSource::Records(records.unwrap_or_default()),
         };
         let options = RunOptions {
             mode: self.mode,
-            params: self.params,
+            params: self.params.clone(),
             show_progress: self.show_progress,
         };
         let scores = run::evaluate(dataset, &tasks, source, &options, executor, &mut store)?;
-        let summary = report::summary(
+        if let (Some(config), Some(backend)) = (&self.select, backend) {
+            let phase = select::Phase {
+                dataset,
+                tasks: &tasks,
+                mode: self.mode,
+                params: &self.params,
+                config,
+                executor,
+                show_progress: self.show_progress,
+            };
+            phase.run(backend, &mut store)?;
+        }
+        let mut summary = report::summary(
             &config_json,
             &prompt::template(dataset.benchmark, self.mode),
             &example,
@@ -156,6 +186,11 @@ impl Job<'_> {
             store.samples(),
             &scores,
         );
+        if let Some(config) = &self.select {
+            let task_ids: Vec<&str> = tasks.iter().map(|task| task.task_id.as_str()).collect();
+            summary["selection"] =
+                select::summary(store.selections(), &task_ids, store.verdicts(), config);
+        }
         store.write_summary(&summary)?;
         Ok(Finished { summary, dir })
     }

@@ -7,7 +7,9 @@
 //! ([`execute`]), and scores the verdicts with the unbiased pass@k
 //! estimator ([`pass_at_k`]). Everything is recorded in a run directory
 //! ([`store`]) that can be resumed after a crash; [`report`] renders the
-//! summary. [`job`] puts these together for one run, as `codelm eval` does.
+//! summary. [`job`] puts these together for one run, as `codelm eval` does;
+//! with `--select`, [`select`] then chooses among each task's samples by
+//! running them (`codelm-verify`) and grades the choices.
 //!
 //! The design decision a newcomer may question: the harness never imports
 //! Python. Parsing (tree-sitter), post-processing and scoring are Rust, and
@@ -47,6 +49,7 @@ pub mod postprocess;
 pub mod prompt;
 pub mod report;
 pub mod run;
+pub mod select;
 pub mod store;
 
 pub use dataset::{Benchmark, Dataset, Task};

@@ -138,6 +138,17 @@ pub fn build(dataset: &Dataset, task: &Task, mode: Mode) -> EvalPrompt {
     }
 }
 
+/// The specification the model is shown for `task` in `mode`, and nothing
+/// more: what execution-based selection may read (`select.rs`). Base MBPP
+/// prompts list the task's tests, as the original paper's format does.
+pub fn spec_text(benchmark: Benchmark, task: &Task, mode: Mode) -> String {
+    match (mode, benchmark.is_mbpp()) {
+        (Mode::Base, true) => mbpp_shot(task),
+        (Mode::Instruct, true) => mbpp_problem(task),
+        (_, false) => task.prompt.clone(),
+    }
+}
+
 /// Stop sequences for `benchmark` in `mode`.
 pub fn stops(benchmark: Benchmark, mode: Mode) -> Vec<String> {
     let stops: &[&str] = match (mode, benchmark) {

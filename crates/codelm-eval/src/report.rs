@@ -272,6 +272,7 @@ pub fn render_table(summary: &Value) -> String {
             ));
         }
     }
+    rows.extend(crate::select::table_rows(&summary["selection"]));
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(key, value)| format!("{key:<width$}  {value}\n"))

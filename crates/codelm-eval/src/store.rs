@@ -5,6 +5,7 @@
 //! <run>/config.json      what was asked for; compared on --resume
 //! <run>/samples.jsonl    one line per generated sample, flushed per line
 //! <run>/verdicts.jsonl   one line per executed sample, flushed per line
+//! <run>/selections.jsonl one line per task selected by execution (`--select`)
 //! <run>/timings.json     reference solutions' wall times (timeout scaling)
 //! <run>/summary.json     written at the end
 //! ```
@@ -83,13 +84,73 @@ pub struct VerdictRecord {
     pub timeout_s: f64,
 }
 
+/// A graded program outside the samples: a greedy baseline or a repair.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GradedRecord {
+    /// Whether it passed the benchmark's tests.
+    pub passed: bool,
+    /// The verdict's status.
+    pub status: String,
+}
+
+/// One selector's pick over one budget, graded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PickRecord {
+    /// Candidates it chose among (the first `budget` samples).
+    pub budget: usize,
+    /// `first`, `codet`, `cluster`, `repair`, `codet+repair`, ...
+    pub strategy: String,
+    /// The sample it chose.
+    pub sample_idx: usize,
+    /// Whether the graded program is a repair of that sample.
+    pub repaired: bool,
+    /// Why the evidence could not decide, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// The benchmark's verdict on the chosen program.
+    pub passed: bool,
+}
+
+/// A task's selection by execution, as stored in `selections.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectionRecord {
+    /// The task.
+    pub task_id: String,
+    /// The greedy baseline (absent when the run itself is greedy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy: Option<GradedRecord>,
+    /// Every selector's pick over every budget.
+    pub picks: Vec<PickRecord>,
+    /// Tests from the prompt's examples.
+    pub n_example_tests: usize,
+    /// Tests the model wrote.
+    pub n_model_tests: usize,
+    /// Tokens generated for tests and repairs (what selection costs).
+    pub extra_tokens: usize,
+    /// Tokens of the greedy baseline (what the report costs).
+    #[serde(default)]
+    pub greedy_tokens: usize,
+    /// Programs run for the evidence (candidates and repairs).
+    pub executions: usize,
+    /// Wall time of the task's selection (generation and execution).
+    pub seconds: f64,
+    /// What went wrong along the way.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The cases, every candidate's scores and the repairs, for inspection.
+    #[serde(default)]
+    pub evidence: Value,
+}
+
 /// An open run directory.
 pub struct RunStore {
     dir: PathBuf,
     samples_file: File,
     verdicts_file: File,
+    selections_file: File,
     samples: Vec<SampleRecord>,
     verdicts: Vec<VerdictRecord>,
+    selections: Vec<SelectionRecord>,
 }
 
 impl RunStore {
@@ -119,14 +180,18 @@ impl RunStore {
         }
         let samples_path = dir.join("samples.jsonl");
         let verdicts_path = dir.join("verdicts.jsonl");
+        let selections_path = dir.join("selections.jsonl");
         let samples = read_records(&samples_path)?;
         let verdicts = read_records(&verdicts_path)?;
+        let selections = read_records(&selections_path)?;
         Ok(RunStore {
             dir: dir.to_path_buf(),
             samples_file: append(&samples_path)?,
             verdicts_file: append(&verdicts_path)?,
+            selections_file: append(&selections_path)?,
             samples,
             verdicts,
+            selections,
         })
     }
 
@@ -158,6 +223,19 @@ impl RunStore {
         let path = self.dir.join("verdicts.jsonl");
         append_line(&mut self.verdicts_file, &path, record)?;
         self.verdicts.push(record.clone());
+        Ok(())
+    }
+
+    /// Selections stored so far, first copy of each task, in file order.
+    pub fn selections(&self) -> &[SelectionRecord] {
+        &self.selections
+    }
+
+    /// Appends a selection and flushes it to the file.
+    pub fn append_selection(&mut self, record: &SelectionRecord) -> Result<()> {
+        let path = self.dir.join("selections.jsonl");
+        append_line(&mut self.selections_file, &path, record)?;
+        self.selections.push(record.clone());
         Ok(())
     }
 
@@ -261,6 +339,12 @@ trait Keyed {
 impl Keyed for SampleRecord {
     fn key(&self) -> (String, usize) {
         (self.task_id.clone(), self.sample_idx)
+    }
+}
+
+impl Keyed for SelectionRecord {
+    fn key(&self) -> (String, usize) {
+        (self.task_id.clone(), 0)
     }
 }
 

@@ -16,10 +16,12 @@ use codelm_eval::execute::{ExecPolicy, Executor};
 use codelm_eval::job::{self, Job, RunDir, Samples};
 use codelm_eval::prompt::{self, Mode};
 use codelm_eval::report::{self, ModelInfo};
+use codelm_eval::select::SelectConfig;
 use codelm_eval::{Benchmark, Dataset};
 use codelm_generate::Engine;
 use codelm_hub::PullOptions;
 use codelm_sandbox::{Sandbox, SandboxConfig};
+use codelm_verify::Strategy;
 
 use crate::cli::IsolationArg;
 
@@ -103,6 +105,22 @@ pub struct EvalArgs {
     /// Sandbox isolation: `full`, `no-userns` or `none` (trusted code only).
     #[arg(long, value_enum, default_value = "full")]
     pub isolation: IsolationArg,
+    /// Choose among each task's samples by running them against the
+    /// prompt's examples and model-written tests, and grade the choice:
+    /// `codet`, `cluster`, `repair`, `codet+repair` or `cluster+repair`.
+    /// Needs --n 2 or more and --temperature above 0.
+    #[arg(long, value_name = "STRATEGY", value_parser = parse_strategy)]
+    pub select: Option<Strategy>,
+    /// Smaller candidate budgets to report besides --n (the first B samples);
+    /// default: 4 and 8 where below --n.
+    #[arg(long, value_delimiter = ',', requires = "select")]
+    pub budgets: Option<Vec<usize>>,
+    /// Repair rounds at most, for strategies that repair.
+    #[arg(long, default_value_t = 2, requires = "select")]
+    pub repair_rounds: usize,
+    /// Test replies the model writes per task, for --select.
+    #[arg(long, default_value_t = 2, requires = "select")]
+    pub test_samples: usize,
     /// Print summary.json instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -129,6 +147,9 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             "codelm eval: warning: --n {} with --temperature 0 draws identical samples",
             args.n
         );
+    }
+    if args.select.is_some() && (args.n < 2 || args.temperature <= 0.0) {
+        bail!("--select needs several sampled candidates: --n 2 or more and --temperature above 0 (e.g. --n 10 --temperature 0.8)");
     }
     if !(args.timeout_floor > 0.0 && args.timeout_floor.is_finite() && args.timeout_factor >= 0.0) {
         bail!("--timeout-floor must be positive and --timeout-factor non-negative");
@@ -227,6 +248,21 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         threads: args.threads,
         exec_jobs,
         run_dir,
+        select: args.select.map(|strategy| SelectConfig {
+            strategy,
+            budgets: args
+                .budgets
+                .clone()
+                .unwrap_or_else(|| vec![4, 8])
+                .into_iter()
+                .filter(|&b| b >= 1 && b < args.n)
+                .collect(),
+            options: codelm_verify::Options {
+                repair_rounds: args.repair_rounds,
+                test_samples: args.test_samples,
+                ..codelm_verify::Options::default()
+            },
+        }),
         show_progress: !args.quiet,
         started,
     };
@@ -243,6 +279,12 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         println!("{:<14}  {}", "run directory", finished.dir.display());
     }
     Ok(0)
+}
+
+fn parse_strategy(text: &str) -> std::result::Result<Strategy, String> {
+    Strategy::parse(text).ok_or_else(|| {
+        format!("`{text}`: expected codet, cluster, repair, codet+repair or cluster+repair")
+    })
 }
 
 fn load_dataset(args: &EvalArgs, pull: &PullOptions) -> Result<Dataset> {
