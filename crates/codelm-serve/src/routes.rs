@@ -759,7 +759,7 @@ impl ChunkShape for TextChunks {
     }
 
     fn tail(&mut self, index: usize, tail: String) -> Option<TextChoice> {
-        (!tail.is_empty()).then(|| TextChoice {
+        (!tail.is_empty()).then_some(TextChoice {
             finish_reason: None,
             index,
             logprobs: None,

@@ -136,6 +136,27 @@ pub struct GenArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+/// `--verify`: choose among candidates by running them.
+#[derive(Args, Clone)]
+pub struct VerifyArgs {
+    /// Draw --n candidates (8 unless given, at temperature 0.8 unless
+    /// given), run each against the prompt's examples and tests the model
+    /// writes, in the sandbox, and print the one the evidence supports.
+    #[arg(long)]
+    pub verify: bool,
+    /// How to choose: codet, cluster, repair, codet+repair, cluster+repair.
+    #[arg(long, default_value = "codet", value_parser = crate::verify::parse_strategy, requires = "verify")]
+    pub select: codelm_verify::Strategy,
+    /// The function the tests call (default: the last one the prompt defines).
+    #[arg(long, requires = "verify")]
+    pub entry: Option<String>,
+    /// Language of the candidates: python or javascript.
+    #[arg(long, default_value = "python", requires = "verify")]
+    pub lang: String,
 }
 
 #[derive(Args)]

@@ -31,7 +31,7 @@ pub fn load_model(load: &ModelArgs) -> Result<Engine> {
     Engine::load(&path, load.ctx).with_context(|| format!("loading {}", path.display()))
 }
 
-fn options(gen: &GenArgs) -> Result<GenerateOptions> {
+pub fn options(gen: &GenArgs) -> Result<GenerateOptions> {
     if gen.temperature < 0.0 || !gen.temperature.is_finite() {
         bail!("--temperature must be a finite number >= 0");
     }
@@ -127,6 +127,16 @@ pub fn complete(args: CompleteArgs) -> Result<i32> {
         args.prompt
     };
     let engine = load_model(&args.gen.load)?;
+    if args.gen.verify.verify {
+        let code = |completion: &str| format!("{prompt}{completion}");
+        return crate::verify::run(
+            &engine,
+            &Prompt::Text(prompt.clone()),
+            &prompt,
+            &code,
+            &args.gen,
+        );
+    }
     run_prompt(&engine, &Prompt::Text(prompt), &args.gen)?;
     Ok(0)
 }
@@ -139,9 +149,22 @@ pub fn chat(args: ChatArgs) -> Result<i32> {
         .map(|s| Message::new("system", s.clone()))
         .collect();
     if let Some(message) = args.message {
-        messages.push(Message::new("user", message));
+        messages.push(Message::new("user", message.clone()));
+        if args.gen.verify.verify {
+            let code = |reply: &str| codelm_verify::extract_code(reply);
+            return crate::verify::run(
+                &engine,
+                &Prompt::Chat(messages),
+                &message,
+                &code,
+                &args.gen,
+            );
+        }
         run_prompt(&engine, &Prompt::Chat(messages), &args.gen)?;
         return Ok(0);
+    }
+    if args.gen.verify.verify {
+        bail!("--verify needs the message as an argument");
     }
     let stdin = std::io::stdin();
     eprintln!("codelm chat: type a message and press Enter; an empty line or Ctrl-D ends.");
@@ -186,6 +209,12 @@ pub fn infill(args: InfillArgs) -> Result<i32> {
         FimOrder::Psm
     };
     input.file_path = args.file.as_ref().map(|f| f.display().to_string());
+    if args.gen.verify.verify {
+        let spec = format!("{}{}", input.prefix, input.suffix);
+        let (prefix, suffix) = (input.prefix.clone(), input.suffix.clone());
+        let code = |middle: &str| format!("{prefix}{middle}{suffix}");
+        return crate::verify::run(&engine, &Prompt::Infill(input), &spec, &code, &args.gen);
+    }
     run_prompt(&engine, &Prompt::Infill(input), &args.gen)?;
     Ok(0)
 }

@@ -6,6 +6,7 @@ mod eval;
 mod exec;
 mod generate;
 mod serve;
+mod verify;
 
 use clap::Parser;
 
