@@ -109,7 +109,7 @@ pub struct EvalArgs {
     /// prompt's examples and model-written tests, and grade the choice:
     /// `codet`, `cluster`, `repair`, `codet+repair` or `cluster+repair`.
     /// Needs --n 2 or more and --temperature above 0.
-    #[arg(long, value_name = "STRATEGY", value_parser = parse_strategy)]
+    #[arg(long, value_name = "STRATEGY", value_parser = crate::verify::parse_strategy)]
     pub select: Option<Strategy>,
     /// Smaller candidate budgets to report besides --n (the first B samples);
     /// default: 4 and 8 where below --n.
@@ -279,12 +279,6 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         println!("{:<14}  {}", "run directory", finished.dir.display());
     }
     Ok(0)
-}
-
-fn parse_strategy(text: &str) -> std::result::Result<Strategy, String> {
-    Strategy::parse(text).ok_or_else(|| {
-        format!("`{text}`: expected codet, cluster, repair, codet+repair or cluster+repair")
-    })
 }
 
 fn load_dataset(args: &EvalArgs, pull: &PullOptions) -> Result<Dataset> {
