@@ -41,7 +41,7 @@ pub fn truncate_at_stops<'a>(text: &'a str, stops: &[String]) -> &'a str {
 /// `entry_point` (else the first Python block, else the first block); an
 /// unclosed fence runs to the end; text without fences is returned as is.
 pub fn extract_code(reply: &str, entry_point: Option<&str>) -> String {
-    let blocks = fenced_blocks(reply);
+    let blocks = codelm_verify::fenced_blocks(reply);
     let defines =
         |code: &str| entry_point.is_some_and(|name| code.contains(&format!("def {name}(")));
     blocks
@@ -54,33 +54,6 @@ pub fn extract_code(reply: &str, entry_point: Option<&str>) -> String {
 
 fn is_python(lang: &str) -> bool {
     matches!(lang, "python" | "py" | "python3")
-}
-
-/// `(language, code)` of every fenced block in order.
-fn fenced_blocks(text: &str) -> Vec<(String, String)> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(String, String)> = None;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        match current.take() {
-            None => {
-                if let Some(lang) = trimmed.strip_prefix("```") {
-                    current = Some((lang.trim().to_ascii_lowercase(), String::new()));
-                }
-            }
-            Some((lang, code)) => {
-                if trimmed.starts_with("```") {
-                    blocks.push((lang, code));
-                } else {
-                    current = Some((lang, code + line));
-                }
-            }
-        }
-    }
-    if let Some(block) = current {
-        blocks.push(block);
-    }
-    blocks
 }
 
 fn parse(code: &str) -> Result<Option<Tree>> {

@@ -128,49 +128,54 @@ pub fn run_trials(sandbox: &Sandbox, trials: &[Trial<'_>], options: &ExecOptions
     );
     let jobs: Vec<Option<Job>> = trials
         .iter()
-        .map(|trial| {
-            let runner = trial.lang.runner()?;
-            let tests: Vec<Value> = trial
-                .cases
-                .iter()
-                .map(|case| test_json(&case.check))
-                .collect();
-            let payload = json!({
-                "code": trial.code,
-                "tests": tests,
-                "marker": marker,
-                "load_timeout": options.load_timeout.as_secs_f64(),
-                "test_timeout": options.test_timeout.as_secs_f64(),
-            });
-            let n_cases = trial.cases.len() as u32;
-            let limits = Limits {
-                timeout: options.load_timeout
-                    + options.test_timeout * n_cases
-                    + Duration::from_secs(2),
-                memory_bytes: options.memory_bytes,
-                output_bytes: 256 << 10,
-                ..Limits::default()
-            };
-            let source = trial.lang.harness(&payload.to_string());
-            Some(Job::from_source(runner, source).with_limits(limits))
-        })
+        .map(|trial| job(trial, &marker, options))
         .collect();
-    let runnable: Vec<Job> = jobs.iter().flatten().cloned().collect();
+    let is_runnable: Vec<bool> = jobs.iter().map(Option::is_some).collect();
+    let runnable: Vec<Job> = jobs.into_iter().flatten().collect();
     let mut outcomes = sandbox.run_many(&runnable).into_iter();
     trials
         .iter()
-        .zip(&jobs)
-        .map(|(trial, job)| match job {
-            None => lost(trial.cases, format!("no runner for {}", trial.lang.name())),
-            Some(_) => match outcomes.next() {
+        .zip(is_runnable)
+        .map(|(trial, is_runnable)| {
+            if !is_runnable {
+                return lost(trial.cases, format!("no runner for {}", trial.lang.name()));
+            }
+            match outcomes.next() {
                 Some(outcome) => {
                     let stdout = outcome.stdout.to_string_lossy();
                     parse_records(&stdout, &marker, trial.cases, &outcome.status)
                 }
                 None => lost(trial.cases, "the sandbox returned no outcome".to_string()),
-            },
+            }
         })
         .collect()
+}
+
+/// The harness job for one trial; `None` when the language has no runner.
+fn job(trial: &Trial<'_>, marker: &str, options: &ExecOptions) -> Option<Job> {
+    let runner = trial.lang.runner()?;
+    let tests: Vec<Value> = trial
+        .cases
+        .iter()
+        .map(|case| test_json(&case.check))
+        .collect();
+    let payload = json!({
+        "code": trial.code,
+        "tests": tests,
+        "marker": marker,
+        "load_timeout": options.load_timeout.as_secs_f64(),
+        "test_timeout": options.test_timeout.as_secs_f64(),
+    });
+    let limits = Limits {
+        timeout: options.load_timeout
+            + options.test_timeout * trial.cases.len() as u32
+            + Duration::from_secs(2),
+        memory_bytes: options.memory_bytes,
+        output_bytes: 256 << 10,
+        ..Limits::default()
+    };
+    let source = trial.lang.harness(&payload.to_string());
+    Some(Job::from_source(runner, source).with_limits(limits))
 }
 
 fn lost(cases: &[Case], why: String) -> Run {

@@ -37,6 +37,6 @@ pub use evidence::{run_trials, ExecOptions, Run, Trial};
 pub use lang::Lang;
 pub use select::{select, Choice, Selector, Strategy};
 pub use verify::{
-    extract_code, verify, Ask, EngineGenerator, Generate, Options, Problem, Reply, Selection,
-    Verified,
+    extract_code, fenced_blocks, verify, Ask, EngineGenerator, Generate, Options, Problem, Reply,
+    Selection, Verified,
 };

@@ -277,26 +277,38 @@ impl Verified {
 /// The first fenced code block of a reply (an unclosed one included), or
 /// the whole reply when it has none.
 pub fn extract_code(reply: &str) -> String {
-    let mut lines = reply.lines();
-    let mut code = String::new();
-    let mut found = false;
-    for line in lines.by_ref() {
-        if line.trim_start().starts_with("```") {
-            found = true;
-            break;
+    fenced_blocks(reply)
+        .into_iter()
+        .next()
+        .map_or_else(|| reply.to_string(), |(_, code)| code)
+}
+
+/// `(language, code)` of every fenced Markdown block in order, the
+/// language lowercased; an unclosed last block counts.
+pub fn fenced_blocks(text: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        match current.take() {
+            None => {
+                if let Some(lang) = trimmed.strip_prefix("```") {
+                    current = Some((lang.trim().to_ascii_lowercase(), String::new()));
+                }
+            }
+            Some((lang, code)) => {
+                if trimmed.starts_with("```") {
+                    blocks.push((lang, code));
+                } else {
+                    current = Some((lang, code + line));
+                }
+            }
         }
     }
-    if !found {
-        return reply.to_string();
+    if let Some(block) = current {
+        blocks.push(block);
     }
-    for line in lines {
-        if line.trim_start().starts_with("```") {
-            break;
-        }
-        code.push_str(line);
-        code.push('\n');
-    }
-    code
+    blocks
 }
 
 /// Runs the loop for every problem; one [`Verified`] per problem, in order.
